@@ -1,0 +1,62 @@
+"""Backend registry: ``builtin`` (generated C) and ``genn-cuda`` / ``genn-cpu`` (PyGeNN 5).
+
+``auto`` picks the GeNN CUDA backend when PyGeNN and a CUDA device are present
+and the builtin backend otherwise, so the README's commands work everywhere.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+from ..errors import UserError
+from ..network import NetworkSpec
+from .base import Backend
+
+log = logging.getLogger(__name__)
+
+GENN_INSTALL_DOCS = "https://genn-team.github.io/genn/documentation/5/installation.html"
+NAMES = ("auto", "builtin", "genn-cuda", "genn-cpu")
+
+
+def pygenn_available() -> bool:
+    return importlib.util.find_spec("pygenn") is not None
+
+
+def genn_backend_available() -> bool:
+    """True when this package ships the GeNN backend module and PyGeNN is importable."""
+    return pygenn_available() and importlib.util.find_spec(__name__ + ".genn") is not None
+
+
+def resolve(name: str) -> str:
+    """Turn ``auto`` into a concrete backend name; check that the named one can run."""
+    if name not in NAMES:
+        raise UserError(f"unknown backend '{name}'; choose one of: {', '.join(NAMES)}")
+    if name == "auto":
+        if genn_backend_available():
+            from .genn import cuda_device_available
+
+            if cuda_device_available():
+                return "genn-cuda"
+        return "builtin"
+    if name.startswith("genn"):
+        if not pygenn_available():
+            raise UserError(f"backend '{name}' needs PyGeNN 5, which is not installed; install "
+                            f"GeNN as described in {GENN_INSTALL_DOCS} or use --backend builtin")
+        if not genn_backend_available():
+            raise UserError(f"backend '{name}': this version of symstdp-genn has no GeNN "
+                            "backend module yet; use --backend builtin")
+    return name
+
+
+def create_backend(name: str, spec: NetworkSpec, batch_size: int = 1, seed: int = 0) -> Backend:
+    """Build (compile or load from cache) a backend for ``spec`` with ``batch_size`` lanes."""
+    name = resolve(name)
+    if name == "builtin":
+        from .builtin import BuiltinBackend
+
+        return BuiltinBackend(spec, batch_size=batch_size, seed=seed)
+    from .genn import GeNNBackend
+
+    return GeNNBackend(spec, batch_size=batch_size, seed=seed,
+                       device="cuda" if name == "genn-cuda" else "cpu")

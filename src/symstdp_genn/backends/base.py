@@ -1,0 +1,79 @@
+"""The small interface the driver uses; every backend implements it.
+
+All per-neuron quantities carry a leading batch axis (``[batch, n]``); weights
+are ``[pre, post]`` and shared by the lanes of a batch. The driver never knows
+how a backend stores or runs anything; it only uses these verbs.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+
+import numpy as np
+
+from ..network import NetworkSpec
+
+
+class Backend(abc.ABC):
+    """A built, runnable network: one or more independent lanes of the same spec."""
+
+    name: str = "abstract"
+
+    def __init__(self, spec: NetworkSpec, batch_size: int = 1, seed: int = 0):
+        self.spec = spec
+        self.batch_size = batch_size
+        self.seed = seed
+
+    @abc.abstractmethod
+    def run(self, steps: int, record: bool = True, active: np.ndarray | None = None) -> None:
+        """Advance ``steps`` time steps; spikes of recorded populations are counted when
+        ``record``. ``active`` (bool per lane) skips lanes entirely where supported."""
+
+    @abc.abstractmethod
+    def spike_counts(self, population: str) -> np.ndarray:
+        """Counts since the last :meth:`reset_counts`, ``[batch, n]`` (a copy)."""
+
+    @abc.abstractmethod
+    def reset_counts(self) -> None: ...
+
+    @abc.abstractmethod
+    def get_var(self, target: str, var: str) -> np.ndarray:
+        """A copy of a variable of a population (``[batch, n]``) or projection."""
+
+    @abc.abstractmethod
+    def set_var(self, target: str, var: str, values: np.ndarray | float) -> None:
+        """Set a variable; values broadcast over the batch axis."""
+
+    @abc.abstractmethod
+    def set_dynamic_param(self, target: str, param: str, value: float) -> None:
+        """Change a parameter declared dynamic in the spec (no rebuild)."""
+
+    @abc.abstractmethod
+    def normalize(self, projection: str, target_sum: float) -> None:
+        """Synaptic scaling where the weights live: each target's incoming sum → target_sum."""
+
+    @abc.abstractmethod
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Everything needed to continue the simulation bit-identically (copies)."""
+
+    @abc.abstractmethod
+    def set_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore :meth:`get_state`'s output (lane-0 state broadcasts to all lanes)."""
+
+    @abc.abstractmethod
+    def reseed(self, seed: int) -> None:
+        """Restart every random stream from ``seed`` (evaluation passes use their own)."""
+
+    #: whether :meth:`run` honours ``active`` by skipping lanes (otherwise the
+    #: driver silences inactive lanes' input instead)
+    supports_active_mask: bool = False
+
+    def get_weights(self, projection: str) -> np.ndarray:
+        return self.get_var(projection, "g")
+
+    def set_weights(self, projection: str, weights: np.ndarray) -> None:
+        self.set_var(projection, "g", weights)
+
+    def close(self) -> None:
+        """Release resources (no-op where nothing needs releasing)."""

@@ -1,0 +1,141 @@
+"""The builtin backend: generated C, compiled once, driven through ctypes.
+
+Python owns every array (numpy); the C library gets a table of pointers and runs
+a whole presentation per call, so Python's cost is per sample, not per step.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+from collections.abc import Mapping
+
+import numpy as np
+
+from ...network import NetworkSpec
+from ..base import Backend
+from .codegen import ArraySpec, generate
+from .compiler import compile_library
+
+_NP_TYPES = {"scalar": np.float32, "int32_t": np.int32, "uint64_t": np.uint64}
+
+
+class BuiltinBackend(Backend):
+    name = "builtin"
+    supports_active_mask = True
+
+    def __init__(self, spec: NetworkSpec, batch_size: int = 1, seed: int = 0):
+        super().__init__(spec, batch_size, seed)
+        if spec.precision != "float":
+            raise ValueError("the builtin backend compiles single precision only")
+        source, self._layout, self._dynamic = generate(spec)
+        self.library_path = compile_library(source, "symstdp_net")
+        self._lib = ctypes.CDLL(str(self.library_path))
+        self._lib.sim_run.argtypes = [
+            ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+            ctypes.c_int64, ctypes.c_void_p, ctypes.c_int]
+        self._lib.sim_run.restype = ctypes.c_int
+        self._lib.normalize_columns.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+                                                ctypes.c_double]
+        self._arrays: dict[str, np.ndarray] = {}
+        for arr in self._layout:
+            shape = (batch_size, *arr.shape) if arr.batched else arr.shape
+            self._arrays[arr.key] = np.zeros(shape, dtype=_NP_TYPES[arr.ctype])
+        self._specs: dict[str, ArraySpec] = {a.key: a for a in self._layout}
+        self._pointers = (ctypes.c_void_p * len(self._layout))(
+            *[self._arrays[a.key].ctypes.data for a in self._layout])
+        self._dyn = np.zeros(max(1, len(self._dynamic)), dtype=np.float32)
+        self.step = 0
+        self._initialise()
+
+    # -- set-up ----------------------------------------------------------------
+    def _initialise(self) -> None:
+        for pop in self.spec.populations:
+            for var, value in pop.var_init.items():
+                self.set_var(pop.name, var, value)
+            for param in pop.dynamic_params:
+                self.set_dynamic_param(pop.name, param, pop.params[param])
+        for proj in self.spec.projections:
+            for inits in (proj.wu_var_init, proj.pre_var_init, proj.post_var_init):
+                for var, value in inits.items():
+                    self.set_var(proj.name, var, value)
+            for param in proj.dynamic_params:
+                self.set_dynamic_param(proj.name, param, proj.wu_params[param])
+
+        self.reseed(self.seed)
+
+    def reseed(self, seed: int) -> None:
+        """One independent SplitMix64 stream per neuron and lane, from ``seed``."""
+        self.seed = seed
+        for pop in self.spec.populations:
+            arr = self._arrays.get(f"{pop.name}.rng")
+            if arr is not None:
+                tag = int.from_bytes(hashlib.sha256(pop.name.encode()).digest()[:4], "little")
+                seq = np.random.SeedSequence([seed, tag])
+                arr[...] = seq.generate_state(arr.size, np.uint64).reshape(arr.shape)
+
+    def _key(self, target: str, var: str) -> str:
+        key = f"{target}.{var}"
+        if key not in self._arrays:
+            raise KeyError(f"{target} has no variable '{var}'")
+        return key
+
+    # -- Backend interface -------------------------------------------------------
+    def run(self, steps: int, record: bool = True, active: np.ndarray | None = None) -> None:
+        if steps <= 0:
+            return
+        mask = None
+        if active is not None:
+            mask = np.ascontiguousarray(active, dtype=np.uint8)
+            if mask.shape != (self.batch_size,):
+                raise ValueError(f"active mask must have shape ({self.batch_size},)")
+        self._lib.sim_run(self._pointers, self._dyn.ctypes.data, self.batch_size, int(steps),
+                          self.step, None if mask is None else mask.ctypes.data, int(record))
+        self.step += int(steps)
+
+    def spike_counts(self, population: str) -> np.ndarray:
+        return self._arrays[self._key(population, "counts")].copy()
+
+    def reset_counts(self) -> None:
+        for spec in self._layout:
+            if spec.kind == "counts":
+                self._arrays[spec.key].fill(0)
+
+    def get_var(self, target: str, var: str) -> np.ndarray:
+        return self._arrays[self._key(target, var)].copy()
+
+    def set_var(self, target: str, var: str, values: np.ndarray | float) -> None:
+        arr = self._arrays[self._key(target, var)]
+        arr[...] = np.broadcast_to(np.asarray(values, dtype=arr.dtype), arr.shape)
+
+    def set_dynamic_param(self, target: str, param: str, value: float) -> None:
+        try:
+            index = self._dynamic.index((target, param))
+        except ValueError:
+            raise KeyError(f"{target}.{param} is not a dynamic parameter") from None
+        self._dyn[index] = value
+
+    def normalize(self, projection: str, target_sum: float) -> None:
+        g = self._arrays[self._key(projection, "g")]
+        if g.ndim != 2:
+            raise ValueError(f"{projection}: normalisation needs dense weights")
+        self._lib.normalize_columns(g.ctypes.data, g.shape[0], g.shape[1], float(target_sum))
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        state = {k: a.copy() for k, a in self._arrays.items() if self._specs[k].kind == "state"}
+        state["__step__"] = np.array(self.step, dtype=np.int64)
+        return state
+
+    def set_state(self, state: Mapping[str, np.ndarray]) -> None:
+        for key, arr in self._arrays.items():
+            if self._specs[key].kind != "state" or key not in state:
+                continue
+            value = np.asarray(state[key])
+            if self._specs[key].batched and value.shape[0] != self.batch_size:
+                value = value[:1]
+            arr[...] = np.broadcast_to(value.astype(arr.dtype, copy=False), arr.shape)
+        if "__step__" in state:
+            self.step = int(state["__step__"])
+
+    def state_keys(self) -> list[str]:
+        return [a.key for a in self._layout if a.kind == "state"]

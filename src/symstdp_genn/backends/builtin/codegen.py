@@ -1,0 +1,478 @@
+"""Model definitions + network spec → one C file, in GeNN's update order.
+
+The generator knows the *mechanics* only: memory layout, spike lists, update
+order, random numbers and connectivity. Model behaviour comes exclusively from
+the code strings of :mod:`symstdp_genn.models`, which are written in GeNN 5's
+code dialect; this module substitutes names in them the way GeNN's own code
+generator does (variables become array elements or locals, parameters become
+literals, ``addToPost``/``injectCurrent``/``gennrand_uniform`` become the
+backend's operations).
+
+Per time step, as GeNN: (1) presynaptic spikes of the previous step are
+delivered and the presynaptic learning code runs, (2) postsynaptic learning
+runs for the previous step's target spikes, (3) every neuron population
+updates: postsynaptic models apply and decay their input, sim code, pre/post
+variable dynamics, threshold, then reset and pre/post spike code.
+
+Every per-neuron array has a leading batch axis and each batch lane is an
+independent simulation (lanes run in parallel with OpenMP); synaptic weights
+are shared by all lanes, so learning needs batch size 1.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from ...network import NetworkSpec, Population, Projection, derived_values
+
+# fmin/fmax map to inline equivalents (same results for all non-NaN and NaN inputs,
+# up to the sign of zero, which C leaves open) that the compiler can vectorise.
+FLOAT_FUNCTIONS = {name: name + "f" for name in (
+    "fabs", "exp", "log", "sqrt", "pow", "sin", "cos", "tanh", "floor", "ceil",
+    "round", "expm1", "log1p")} | {"fmin": "gn_fmin", "fmax": "gn_fmax"}
+
+_TOKEN = re.compile(
+    r"(?P<num>(?:\d+\.\d*|\.\d+)(?:[eE][+-]?\d+)?[fF]?|\d+[eE][+-]?\d+[fF]?)"
+    r"|(?P<id>[A-Za-z_]\w*)")
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """One array the generated code reads or writes; Python owns its memory.
+
+    ``batched`` arrays get a leading batch axis of the backend's batch size.
+    ``kind`` is ``state`` (part of the network's state, saved in checkpoints),
+    ``counts`` (spike counts of one presentation) or ``scratch``.
+    """
+
+    key: str
+    ctype: str
+    shape: tuple[int, ...]
+    batched: bool
+    kind: str = "state"
+
+
+def literal(value: float, precision: str = "float") -> str:
+    text = repr(float(value))
+    if "inf" in text or "nan" in text:
+        raise ValueError(f"parameter value {value} cannot be compiled")
+    if "." not in text and "e" not in text:
+        text += ".0"
+    return f"({text}f)" if precision == "float" else f"({text})"
+
+
+def _replace_calls(code: str, name: str, render: Callable[[str], str]) -> str:
+    """Replace ``name(args)`` (balanced parentheses) by ``render(args)``."""
+    pattern = re.compile(rf"\b{name}\s*\(")
+    while True:
+        match = pattern.search(code)
+        if not match:
+            return code
+        depth, pos = 1, match.end()
+        while depth:
+            if pos >= len(code):
+                raise ValueError(f"unbalanced parentheses after {name} in model code")
+            depth += {"(": 1, ")": -1}.get(code[pos], 0)
+            pos += 1
+        code = code[:match.start()] + render(code[match.end():pos - 1]) + code[pos:]
+
+
+def substitute(code: str, names: Mapping[str, str], precision: str = "float",
+               calls: Mapping[str, Callable[[str], str]] | None = None) -> str:
+    """Rewrite GeNN-dialect ``code``: names → C expressions, literals → ``scalar``."""
+    def token(match: re.Match[str]) -> str:
+        num, ident = match.group("num"), match.group("id")
+        if num is not None:
+            if precision == "float" and num[-1] not in "fF":
+                return num + "f"
+            return num
+        if ident in names:
+            return names[ident]
+        if precision == "float" and ident in FLOAT_FUNCTIONS:
+            return FLOAT_FUNCTIONS[ident]
+        return ident
+
+    out = _TOKEN.sub(token, code)
+    for name, render in (calls or {}).items():
+        out = _replace_calls(out, name, lambda args, r=render: r(args))
+    return out
+
+
+def _indent(code: str, level: int) -> str:
+    pad = "    " * level
+    lines = code.strip().splitlines()
+    return "\n".join(pad + line.strip() if line.strip() else "" for line in lines)
+
+
+class _Generator:
+    def __init__(self, spec: NetworkSpec):
+        self.spec = spec
+        self.precision = spec.precision
+        self.arrays: list[ArraySpec] = []
+        self.dynamic: list[tuple[str, str]] = []
+        for pop in spec.populations:
+            self.dynamic += [(pop.name, p) for p in pop.dynamic_params]
+        for proj in spec.projections:
+            self.dynamic += [(proj.name, p) for p in proj.dynamic_params]
+        self._check()
+
+    # -- layout -----------------------------------------------------------
+    def _check(self) -> None:
+        pops = {p.name: p for p in self.spec.populations}
+        for proj in self.spec.projections:
+            for end in (proj.source, proj.target):
+                if end not in pops:
+                    raise ValueError(f"projection {proj.name}: unknown population {end}")
+            wu = proj.weight_update
+            if proj.connectivity in ("one_to_one", "all_but_self"):
+                if pops[proj.source].size != pops[proj.target].size:
+                    raise ValueError(
+                        f"projection {proj.name}: {proj.connectivity} needs equal sizes")
+            needs_synapses = bool(wu.vars or wu.post_vars or wu.post_spike_syn_code)
+            if proj.connectivity == "all_but_self" and needs_synapses:
+                raise ValueError(
+                    f"projection {proj.name}: all_but_self connectivity is computed in O(N) per "
+                    "spike and needs a weight-update model without per-synapse or postsynaptic "
+                    "variables (use a constant-weight model)")
+            if proj.connectivity not in ("dense", "one_to_one", "all_but_self"):
+                raise ValueError(
+                    f"projection {proj.name}: unknown connectivity {proj.connectivity}")
+
+    def array(self, key: str, ctype: str, shape: tuple[int, ...], batched: bool,
+              kind: str = "state") -> str:
+        """Register an array; return the C name of its (lane-offset) pointer."""
+        self.arrays.append(ArraySpec(key, ctype, shape, batched, kind))
+        return re.sub(r"\W", "_", key)
+
+    def uses_rng(self, pop: Population) -> bool:
+        m = pop.model
+        return "gennrand_" in m.sim_code + m.threshold_condition_code + m.reset_code
+
+    def layout(self) -> None:
+        self.c = {}  # key -> C pointer name
+        for pop in self.spec.populations:
+            n = pop.size
+            for var, _ in pop.model.vars:
+                self.c[f"{pop.name}.{var}"] = self.array(f"{pop.name}.{var}", "scalar", (n,), True)
+            self.c[f"{pop.name}.spike_count"] = self.array(
+                f"{pop.name}.spike_count", "int32_t", (1,), True)
+            self.c[f"{pop.name}.spikes"] = self.array(f"{pop.name}.spikes", "int32_t", (n,), True)
+            if self.uses_rng(pop):
+                self.c[f"{pop.name}.rng"] = self.array(f"{pop.name}.rng", "uint64_t", (n,), True)
+            if pop.record_spikes:
+                self.c[f"{pop.name}.counts"] = self.array(
+                    f"{pop.name}.counts", "int32_t", (n,), True, "counts")
+        sizes = {p.name: p.size for p in self.spec.populations}
+        for proj in self.spec.projections:
+            npre, npost = sizes[proj.source], sizes[proj.target]
+            wu = proj.weight_update
+            self.c[f"{proj.name}.inSyn"] = self.array(
+                f"{proj.name}.inSyn", "scalar", (npost,), True)
+            syn_shape = (npre, npost) if proj.connectivity == "dense" else (npre,)
+            for var, _ in wu.vars:
+                self.c[f"{proj.name}.{var}"] = self.array(
+                    f"{proj.name}.{var}", "scalar", syn_shape, False)
+            for var, _ in wu.pre_vars:
+                self.c[f"{proj.name}.{var}"] = self.array(
+                    f"{proj.name}.{var}", "scalar", (npre,), True)
+            for var, _ in wu.post_vars:
+                self.c[f"{proj.name}.{var}"] = self.array(
+                    f"{proj.name}.{var}", "scalar", (npost,), True)
+            if proj.connectivity == "all_but_self":
+                self.c[f"{proj.name}.scratch"] = self.array(
+                    f"{proj.name}.scratch", "scalar", (npre,), True, "scratch")
+
+    # -- name tables --------------------------------------------------------
+    def constants(self, target: str, model: object, params: Mapping[str, float],
+                  dynamic: tuple[str, ...]) -> dict[str, str]:
+        names: dict[str, str] = {"dt": literal(self.spec.dt, self.precision), "t": "t"}
+        for name, value in params.items():
+            if name in dynamic:
+                names[name] = f"dyn_{self.dynamic.index((target, name))}"
+            else:
+                names[name] = literal(value, self.precision)
+        for name, value in derived_values(model, params, self.spec.dt).items():
+            names[name] = literal(value, self.precision)
+        missing = [p for p in getattr(model, "params", ()) if p not in params]
+        if missing:
+            raise ValueError(f"{target}: no value for parameter(s) {', '.join(missing)}")
+        return names
+
+    def sub(self, code: str, names: Mapping[str, str],
+            calls: Mapping[str, Callable[[str], str]] | None = None) -> str:
+        return substitute(code, names, self.precision, calls)
+
+    # -- code ---------------------------------------------------------------
+    def synapse_update(self, proj: Projection, sizes: Mapping[str, int]) -> str:
+        wu = proj.weight_update
+        if not wu.pre_spike_syn_code.strip():
+            return ""
+        npost = sizes[proj.target]
+        c = self.c
+        names = self.constants(proj.name, wu, proj.wu_params, proj.dynamic_params)
+        for var, _ in wu.pre_vars:
+            names[var] = f"{c[f'{proj.name}.{var}']}[i]"
+        for var, _ in wu.post_vars:
+            names[var] = f"{c[f'{proj.name}.{var}']}[j]"
+        insyn = c[f"{proj.name}.inSyn"]
+        spikes, count = c[f"{proj.source}.spikes"], c[f"{proj.source}.spike_count"]
+        head = f"// {proj.name}: presynaptic spikes of {proj.source}\n"
+        if proj.connectivity == "dense":
+            for var, _ in wu.vars:
+                names[var] = f"{c[f'{proj.name}.{var}']}[(size_t)i * {npost} + j]"
+            body = self.sub(wu.pre_spike_syn_code, names,
+                            {"addToPost": lambda x: f"{insyn}[j] += ({x})"})
+            return head + (
+                f"for (int k = 0; k < {count}[0]; k++) {{\n"
+                f"    const int i = {spikes}[k];\n"
+                f"    for (int j = 0; j < {npost}; j++) {{\n{_indent(body, 2)}\n    }}\n}}\n")
+        if proj.connectivity == "one_to_one":
+            for var, _ in wu.vars:
+                names[var] = f"{c[f'{proj.name}.{var}']}[i]"
+            body = self.sub(wu.pre_spike_syn_code, names,
+                            {"addToPost": lambda x: f"{insyn}[j] += ({x})"})
+            return head + (
+                f"for (int k = 0; k < {count}[0]; k++) {{\n"
+                f"    const int i = {spikes}[k];\n    const int j = i;\n{_indent(body, 1)}\n}}\n")
+        # all_but_self: every target receives the sum of all spikes' contributions
+        # minus its own partner's, in O(N) per step instead of O(N) per spike.
+        scratch = c[f"{proj.name}.scratch"]
+        body = self.sub(wu.pre_spike_syn_code, names, {"addToPost": lambda x: f"contrib += ({x})"})
+        return head + (
+            f"if ({count}[0] > 0) {{\n"
+            f"    scalar total = 0.0f;\n"
+            f"    for (int k = 0; k < {count}[0]; k++) {{\n"
+            f"        const int i = {spikes}[k];\n        scalar contrib = 0.0f;\n"
+            f"{_indent(body, 2)}\n"
+            f"        {scratch}[i] = contrib;\n        total += contrib;\n    }}\n"
+            f"    for (int j = 0; j < {npost}; j++) {{\n"
+            f"        {insyn}[j] += total - {scratch}[j];\n    }}\n"
+            f"    for (int k = 0; k < {count}[0]; k++) {{\n"
+            f"        {scratch}[{spikes}[k]] = 0.0f;\n    }}\n}}\n")
+
+    def postsynaptic_learning(self, proj: Projection, sizes: Mapping[str, int]) -> str:
+        wu = proj.weight_update
+        if not wu.post_spike_syn_code.strip():
+            return ""
+        npre, npost = sizes[proj.source], sizes[proj.target]
+        c = self.c
+        names = self.constants(proj.name, wu, proj.wu_params, proj.dynamic_params)
+        for var, _ in wu.pre_vars:
+            names[var] = f"{c[f'{proj.name}.{var}']}[i]"
+        for var, _ in wu.post_vars:
+            names[var] = f"{c[f'{proj.name}.{var}']}[j]"
+        spikes, count = c[f"{proj.target}.spikes"], c[f"{proj.target}.spike_count"]
+        if proj.connectivity == "dense":
+            for var, _ in wu.vars:
+                names[var] = f"{c[f'{proj.name}.{var}']}[(size_t)i * {npost} + j]"
+            body = self.sub(wu.post_spike_syn_code, names)
+            return (f"// {proj.name}: postsynaptic learning for spikes of {proj.target}\n"
+                    f"for (int k = 0; k < {count}[0]; k++) {{\n"
+                    f"    const int j = {spikes}[k];\n"
+                    f"    for (int i = 0; i < {npre}; i++) {{\n{_indent(body, 2)}\n    }}\n}}\n")
+        for var, _ in wu.vars:
+            names[var] = f"{c[f'{proj.name}.{var}']}[i]"
+        body = self.sub(wu.post_spike_syn_code, names)
+        return (f"// {proj.name}: postsynaptic learning for spikes of {proj.target}\n"
+                f"for (int k = 0; k < {count}[0]; k++) {{\n"
+                f"    const int j = {spikes}[k];\n    const int i = j;\n{_indent(body, 1)}\n}}\n")
+
+    def neuron_update(self, pop: Population) -> str:
+        c, m = self.c, pop.model
+        names = self.constants(pop.name, m, pop.params, pop.dynamic_params)
+        names["id"] = "i"
+        for var, _ in m.vars:
+            names[var] = f"l_{var}"
+        names["Isyn"] = "Isyn"
+        rng_calls = {"gennrand_uniform": lambda _: "rng_uniform(&l_rng)"}
+        incoming = [j for j in self.spec.projections if j.target == pop.name]
+        outgoing = [j for j in self.spec.projections if j.source == pop.name]
+
+        def wu_vars(proj: Projection, which: str) -> list[str]:
+            wu = proj.weight_update
+            side = wu.pre_vars if which == "pre" else wu.post_vars
+            return [f"{proj.name}.{v}" for v, _ in side]
+
+        def wu_code(proj: Projection, which: str) -> str:
+            """Pre/post variable code as a block; the variables live in locals
+            (``lw_<projection>_<var>``) so the loop has no conditional stores."""
+            wu = proj.weight_update
+            code = getattr(wu, which)
+            if not code.strip():
+                return ""
+            wnames = self.constants(proj.name, wu, proj.wu_params, proj.dynamic_params)
+            for var, _ in wu.pre_vars if which.startswith("pre") else wu.post_vars:
+                wnames[var] = f"lw_{c[f'{proj.name}.{var}']}"
+            return f"{{ // {proj.name} {which}\n{_indent(self.sub(code, wnames), 1)}\n}}"
+
+        local_wu = [k for j in incoming for k in wu_vars(j, "post")]
+        local_wu += [k for j in outgoing for k in wu_vars(j, "pre")]
+        load_wu = [f"        scalar lw_{c[k]} = {c[k]}[i];" for k in local_wu]
+        store_wu = [f"        {c[k]}[i] = lw_{c[k]};" for k in local_wu]
+
+        # Pass 1 (no cross-neuron dependency, so the compiler can vectorise it):
+        # inputs, sim code, pre/post variable dynamics, threshold → flag.
+        # Pass 2 (rare): spike list, counts, reset and spike code of spiking neurons.
+        flags = f"{pop.name}_flag"
+        lines = [f"// neuron update: {pop.name}", "{"]
+        if self.uses_rng(pop):
+            # one stream per neuron (as GeNN's per-thread generators): no
+            # dependency between neurons, so the loop still vectorises
+            load_wu = [f"        uint64_t l_rng = {c[pop.name + '.rng']}[i];", *load_wu]
+            store_wu = [*store_wu, f"        {c[pop.name + '.rng']}[i] = l_rng;"]
+        lines.append(f"    for (int i = 0; i < {pop.size}; i++) {{")
+        for var, _ in m.vars:
+            lines.append(f"        scalar l_{var} = {c[f'{pop.name}.{var}']}[i];")
+        lines += load_wu
+        lines.append("        scalar Isyn = 0.0f;")
+        for proj in incoming:
+            ps = proj.postsynaptic
+            ps_names = self.constants(proj.name + ".ps", ps, proj.ps_params, ())
+            ps_names["inSyn"] = f"{c[f'{proj.name}.inSyn']}[i]"
+            for ref, _ in ps.neuron_var_refs:
+                ps_names[ref] = f"l_{ref}"
+            code = self.sub(ps.sim_code, ps_names, {"injectCurrent": lambda x: f"Isyn += ({x})"})
+            lines.append(f"        {{ // {proj.name} input\n{_indent(code, 3)}\n        }}")
+        lines.append(_indent(self.sub(m.sim_code, names, rng_calls), 2))
+        for proj in incoming:
+            lines.append(_indent(wu_code(proj, "post_dynamics_code"), 2))
+        for proj in outgoing:
+            lines.append(_indent(wu_code(proj, "pre_dynamics_code"), 2))
+        threshold = self.sub(m.threshold_condition_code, names, rng_calls)
+        lines.append(f"        {flags}[i] = ({threshold.strip()}) ? 1 : 0;")
+        for var, _ in m.vars:
+            lines.append(f"        {c[f'{pop.name}.{var}']}[i] = l_{var};")
+        lines += store_wu
+        lines.append("    }")
+        lines.append("    int nspk = 0;")
+        lines.append(f"    for (int i = 0; i < {pop.size}; i++) {{")
+        lines.append(f"        if (!{flags}[i]) continue;")
+        lines.append(f"        {c[pop.name + '.spikes']}[nspk++] = i;")
+        if pop.record_spikes:
+            lines.append(f"        if (record) {c[pop.name + '.counts']}[i]++;")
+        if m.reset_code.strip():
+            for var, _ in m.vars:
+                lines.append(f"        scalar l_{var} = {c[f'{pop.name}.{var}']}[i];")
+        lines += load_wu
+        if m.reset_code.strip():
+            lines.append(_indent(self.sub(m.reset_code, names, rng_calls), 2))
+            for var, _ in m.vars:
+                lines.append(f"        {c[f'{pop.name}.{var}']}[i] = l_{var};")
+        for proj in incoming:
+            lines.append(_indent(wu_code(proj, "post_spike_code"), 2))
+        for proj in outgoing:
+            lines.append(_indent(wu_code(proj, "pre_spike_code"), 2))
+        lines += store_wu
+        lines.append("    }")
+        lines.append(f"    {c[pop.name + '.spike_count']}[0] = nspk;")
+        lines.append("}")
+        return "\n".join(line for line in lines if line.strip())
+
+    def generate(self) -> str:
+        self.layout()
+        sizes = {p.name: p.size for p in self.spec.populations}
+        scalar = "float" if self.precision == "float" else "double"
+        unpack = []
+        ctypes_of = {}
+        for idx, arr in enumerate(self.arrays):
+            name = self.c[arr.key]
+            ctypes_of[name] = arr.ctype
+            lane = 1
+            for dim in arr.shape:
+                lane *= dim
+            offset = f" + (size_t)b * {lane}" if arr.batched else ""
+            unpack.append(f"    {arr.ctype} *{name} = ({arr.ctype} *)a[{idx}]{offset};")
+        dyn = [f"    const scalar dyn_{k} = dyn[{k}]; /* {t}.{p} */"
+               for k, (t, p) in enumerate(self.dynamic)]
+        blocks = [self.synapse_update(j, sizes) for j in self.spec.projections]
+        blocks += [self.postsynaptic_learning(j, sizes) for j in self.spec.projections]
+        blocks += [self.neuron_update(p) for p in self.spec.populations]
+        # Each block is a function whose arrays are ``restrict`` parameters: the
+        # compiler then knows they never alias and vectorises the neuron loops.
+        functions, calls = [], []
+        for n, code in enumerate(b for b in blocks if b.strip()):
+            arrays = [name for name in ctypes_of if re.search(rf"\b{name}\b", code)]
+            scalars = [f"dyn_{k}" for k in range(len(self.dynamic))
+                       if re.search(rf"\bdyn_{k}\b", code)]
+            params = [f"{ctypes_of[a]} *restrict {a}" for a in arrays]
+            params += [f"const scalar {d}" for d in scalars]
+            params += ["const int record", "const scalar t"]
+            flags = [f"    int32_t {p.name}_flag[{p.size}];" for p in self.spec.populations
+                     if f"{p.name}_flag" in code]
+            functions.append(
+                f"static __attribute__((noinline)) void block_{n}({', '.join(params)}) {{\n"
+                + "".join(f + "\n" for f in flags)
+                + f"    (void)record; (void)t;\n{_indent(code, 1)}\n}}\n")
+            calls.append(f"        block_{n}({', '.join([*arrays, *scalars, 'record', 't'])});")
+        return _TEMPLATE.format(
+            scalar=scalar, fingerprint=self.spec.fingerprint(), unpack="\n".join(unpack),
+            dyn="\n".join(dyn), functions="\n".join(functions), step="\n".join(calls),
+            dt=literal(self.spec.dt, "double"))
+
+
+_TEMPLATE = """\
+/* Generated by symstdp_genn's builtin backend; network {fingerprint}. Do not edit. */
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef {scalar} scalar;
+
+/* SplitMix64: one 64-bit state per population and batch lane, so every lane has
+   its own reproducible stream whatever the thread schedule. */
+static inline uint64_t rng_next(uint64_t *s) {{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}}
+static inline scalar gn_fmin(scalar a, scalar b) {{ return (a < b || b != b) ? a : b; }}
+static inline scalar gn_fmax(scalar a, scalar b) {{ return (a > b || b != b) ? a : b; }}
+static inline scalar rng_uniform(uint64_t *s) {{
+    return (scalar)(int32_t)(rng_next(s) >> 40) * (scalar)(1.0 / 16777216.0);
+}}
+
+{functions}
+static void run_lane(void **a, const scalar *dyn, int b, int steps, int64_t step0, int record) {{
+{unpack}
+{dyn}
+    for (int s = 0; s < steps; s++) {{
+        const scalar t = (scalar)((double)(step0 + s) * {dt});
+        (void)t;
+{step}
+    }}
+}}
+
+int sim_run(void **a, const scalar *dyn, int batch, int steps, int64_t step0,
+            const uint8_t *active, int record) {{
+    int b;
+#pragma omp parallel for schedule(static, 1) if (batch > 1)
+    for (b = 0; b < batch; b++) {{
+        if (active == NULL || active[b]) run_lane(a, dyn, b, steps, step0, record);
+    }}
+    return 0;
+}}
+
+/* Synaptic scaling: every target's incoming weights are rescaled to sum to target_sum
+   (a target whose weights sum to 0 is left alone). Weights are [pre][post]. */
+void normalize_columns(scalar *g, int npre, int npost, double target_sum) {{
+    double sums[npost > 0 ? npost : 1];
+    for (int j = 0; j < npost; j++) sums[j] = 0.0;
+    for (int i = 0; i < npre; i++)
+        for (int j = 0; j < npost; j++) sums[j] += (double)g[(size_t)i * npost + j];
+    scalar factor[npost > 0 ? npost : 1];
+    for (int j = 0; j < npost; j++)
+        factor[j] = sums[j] > 0.0 ? (scalar)(target_sum / sums[j]) : (scalar)1;
+    for (int i = 0; i < npre; i++)
+        for (int j = 0; j < npost; j++) g[(size_t)i * npost + j] *= factor[j];
+}}
+"""
+
+
+def generate(spec: NetworkSpec) -> tuple[str, list[ArraySpec], list[tuple[str, str]]]:
+    """C source, the arrays it expects (in order) and its dynamic parameters (in order)."""
+    gen = _Generator(spec)
+    source = gen.generate()
+    return source, gen.arrays, gen.dynamic

@@ -1,0 +1,116 @@
+"""Compile generated C into a shared library, cached by content hash.
+
+The cache key covers the source text, the compiler's identity and the flags, so
+a second run of the same network loads in milliseconds and a changed model can
+never pick up a stale library. Flags keep IEEE semantics (no ``-ffast-math``, no
+FMA contraction, no ``-march=native``) so that a checkpoint evaluates to the
+same numbers on any x86-64 or ARM machine with the same libm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from functools import cache
+from pathlib import Path
+
+from ...errors import UserError
+
+log = logging.getLogger(__name__)
+
+BASE_FLAGS = ("-O3", "-std=gnu11", "-fPIC", "-shared", "-ffp-contract=off", "-fno-math-errno",
+              "-fno-trapping-math")
+
+
+def cache_dir() -> Path:
+    """``$SYMSTDP_GENN_CACHE`` or ``$XDG_CACHE_HOME/symstdp-genn`` (default ``~/.cache``)."""
+    env = os.environ.get("SYMSTDP_GENN_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "symstdp-genn"
+
+
+def find_compiler() -> str:
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if not cc or not shutil.which(cc):
+        raise UserError("no C compiler found for the builtin backend: install one "
+                        "(e.g. `apt-get install gcc`) or set CC to its path")
+    return cc
+
+
+@cache
+def _compiler_identity(cc: str) -> str:
+    try:
+        out = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30,
+                             check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UserError(f"the C compiler '{cc}' does not run ({exc}); set CC to a working "
+                        "compiler") from None
+    return out.stdout.splitlines()[0] if out.stdout else cc
+
+
+@cache
+def _openmp_flags(cc: str) -> tuple[str, ...]:
+    """``-fopenmp`` where the compiler accepts it; the batch lanes then run in parallel."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "omp.c"
+        src.write_text("#include <omp.h>\nint f(void) { return omp_get_max_threads(); }\n")
+        res = subprocess.run([cc, *BASE_FLAGS, "-fopenmp", str(src), "-o", str(Path(tmp) / "o.so")],
+                             capture_output=True, text=True, check=False)
+        return ("-fopenmp",) if res.returncode == 0 else ()
+
+
+def isa_flags() -> tuple[str, ...]:
+    """``-mavx2`` on x86-64 hosts that have it (twice the vector width for the neuron
+    loops). Results do not change with it: the generated code is elementwise, without
+    FMA contraction or reassociation, so every lane rounds exactly as the scalar code.
+    ``SYMSTDP_GENN_ISA=baseline`` turns it off."""
+    if os.environ.get("SYMSTDP_GENN_ISA", "auto") == "baseline":
+        return ()
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return ()
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ()
+    flags_line = next((line for line in cpuinfo.splitlines() if line.startswith("flags")), "")
+    return ("-mavx2",) if " avx2" in flags_line else ()
+
+
+def compile_library(source: str, name: str) -> Path:
+    """Return the path of a shared library built from ``source`` (cached)."""
+    cc = find_compiler()
+    flags = (*BASE_FLAGS, *isa_flags(), *_openmp_flags(cc))
+    key = hashlib.sha256("\n".join([_compiler_identity(cc), " ".join(flags), source])
+                         .encode()).hexdigest()[:24]
+    folder = cache_dir() / "builtin"
+    lib = folder / f"{name}-{key}.so"
+    if lib.is_file():
+        return lib
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the build cache {folder} ({exc.strerror}); set "
+                        "SYMSTDP_GENN_CACHE to a writable folder") from None
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        src = Path(tmp) / f"{name}.c"
+        src.write_text(source)
+        out = Path(tmp) / "lib.so"
+        log.info("compiling %s with %s", name, cc)
+        res = subprocess.run([cc, *flags, str(src), "-o", str(out), "-lm"],
+                             capture_output=True, text=True, check=False)
+        if res.returncode != 0:
+            kept = folder / f"{name}-{key}-failed.c"
+            shutil.copyfile(src, kept)
+            first = next((line for line in res.stderr.splitlines() if "error" in line),
+                         res.stderr.strip().splitlines()[0] if res.stderr.strip() else "")
+            raise UserError(f"compiling the builtin model '{name}' failed: {first} "
+                            f"(source kept at {kept})")
+        os.replace(out, lib)
+    return lib

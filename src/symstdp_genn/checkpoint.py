@@ -1,0 +1,148 @@
+"""Checkpoints: one ``.npz`` of plain arrays plus JSON metadata; no pickle.
+
+A checkpoint holds the network's full simulation state (weights, θ, membrane
+potentials, traces, random-generator states...), the driver's state (samples
+seen, running statistics) and, as JSON, the complete config and the versions
+that wrote it. That is enough to evaluate it with no other argument and to
+resume training bit-identically.
+
+Files are written atomically (temporary file + rename) and with fixed zip
+timestamps, so the same run writes byte-identical checkpoints.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .errors import UserError
+
+FORMAT = "symstdp-genn-checkpoint"
+FORMAT_VERSION = 1
+META_KEY = "__meta__"
+ORIGINAL_FILES = ("gP2E", "gE2C", "theta")
+
+
+@dataclass
+class Checkpoint:
+    arrays: dict[str, np.ndarray]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_hidden(self) -> int:
+        return int(self.arrays["hidden.theta"].shape[-1])
+
+
+def versions() -> dict[str, str]:
+    return {"symstdp_genn": __version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
+    """Write ``arrays`` and ``meta`` to ``path`` atomically; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "versions": versions(), **meta}
+    payload = {**arrays, META_KEY: np.frombuffer(
+        json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)}
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as zf:
+                for key in sorted(payload):
+                    buf = io.BytesIO()
+                    np.lib.format.write_array(buf, np.asarray(payload[key]),
+                                              allow_pickle=False)
+                    info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    zf.writestr(info, buf.getvalue())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint`, or import an original folder."""
+    path = Path(path)
+    if path.is_dir():
+        return import_original(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist; pass the .npz file written by "
+                        "training (e.g. models/<run>/checkpoint.npz)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception as exc:  # zipfile, ValueError, OSError: all mean "not a checkpoint"
+        raise UserError(f"checkpoint {path} is corrupt or not a checkpoint ({type(exc).__name__}: "
+                        f"{exc}); use another checkpoint or retrain") from None
+    raw = arrays.pop(META_KEY, None)
+    try:
+        meta = json.loads(bytes(raw).decode()) if raw is not None else {}
+    except ValueError:
+        raise UserError(f"checkpoint {path} has unreadable metadata; it is corrupt") from None
+    if meta.get("format") != FORMAT:
+        raise UserError(f"{path} is not a symstdp-genn checkpoint (no '{FORMAT}' metadata)")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise UserError(f"checkpoint {path} was written by a newer symstdp-genn "
+                        f"(format {meta['format_version']}); upgrade to read it")
+    for key in ("input_to_hidden.g", "hidden_to_output.g", "hidden.theta"):
+        if key not in arrays:
+            raise UserError(f"checkpoint {path} lacks '{key}'; it is incomplete or corrupt")
+    return Checkpoint(arrays, meta)
+
+
+def _read_text_matrix(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    try:
+        values = np.loadtxt(path, dtype=np.float64, ndmin=1).ravel()
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read original checkpoint file {path}: {exc}") from None
+    if values.size != int(np.prod(shape)):
+        raise UserError(f"original checkpoint file {path} holds {values.size} numbers, "
+                        f"expected {int(np.prod(shape))} for shape {shape}")
+    return values.reshape(shape).astype(np.float32)
+
+
+def import_original(folder: Path) -> Checkpoint:
+    """Import the original code's text checkpoint (``gP2E`` 784×N, ``gE2C`` N×10, ``theta`` N).
+
+    The network size is read off ``theta``; the rest of the state starts from the
+    model's initial values.
+    """
+    folder = Path(folder)
+    missing = [f for f in ORIGINAL_FILES if not (folder / f).is_file()]
+    if missing:
+        raise UserError(f"{folder} is not an original checkpoint folder: missing "
+                        f"{', '.join(missing)} (expected gP2E, gE2C and theta text files)")
+    try:
+        theta = np.loadtxt(folder / "theta", dtype=np.float64, ndmin=1).ravel().astype(np.float32)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read original checkpoint file {folder / 'theta'}: {exc}") from None
+    n = theta.size
+    arrays = {
+        "input_to_hidden.g": _read_text_matrix(folder / "gP2E", (784, n)),
+        "hidden_to_output.g": _read_text_matrix(folder / "gE2C", (n, 10)),
+        "hidden.theta": theta,
+    }
+    return Checkpoint(arrays, {"format": FORMAT, "imported_from": str(folder)})
+
+
+def check_size(checkpoint: Checkpoint, n_hidden: int, source: str) -> None:
+    """Refuse a checkpoint whose network size differs from the config's, naming both."""
+    if checkpoint.n_hidden != n_hidden:
+        raise UserError(f"checkpoint {source} is for a network of {checkpoint.n_hidden} hidden "
+                        f"neurons but the config asks for {n_hidden}; choose the matching preset "
+                        f"(e.g. --preset mnist-{checkpoint.n_hidden}) or another checkpoint")

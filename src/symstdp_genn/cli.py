@@ -1,0 +1,254 @@
+"""Command line: ``python run.py --mode train|test|data``.
+
+Every problem a user can cause ends in one line on stderr and exit code 2;
+Ctrl-C during training saves a checkpoint and exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .backends import resolve
+from .checkpoint import Checkpoint, check_size, load_checkpoint
+from .config import (
+    BACKENDS,
+    DEFAULT_PRESET,
+    Config,
+    apply_overrides,
+    config_from_dict,
+    list_presets,
+    load_config,
+)
+from .data import DATASETS, Dataset, ensure_dataset, load_dataset, validation_split
+from .errors import UserError
+from .evaluation import SILENT, EvaluationResult
+from .evaluator import Evaluator
+from .network import build_network
+from .progress import ProgressBar
+from .training import Trainer
+
+log = logging.getLogger("symstdp_genn")
+
+ROOT = Path.cwd()
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="run.py",
+        description="Train and test the supervised sym-STDP spiking network "
+                    "(Hao et al., Neural Networks 2019).",
+        epilog=f"presets: {', '.join(list_presets())}")
+    p.add_argument("--mode", choices=("train", "test", "data"), default="train",
+                   help="train a network, test a checkpoint, or fetch and verify a dataset")
+    p.add_argument("--preset", help=f"network/dataset preset (default {DEFAULT_PRESET})")
+    p.add_argument("--config", type=Path, help="YAML config file (may name 'preset: NAME')")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set network.eta_input_to_hidden=0.01")
+    p.add_argument("--backend", choices=BACKENDS, help="simulation backend (config key 'backend')")
+    p.add_argument("--seed", type=int, help="random seed (config key 'seed')")
+    p.add_argument("--epochs", type=int, help="training epochs (config key 'training.epochs')")
+    p.add_argument("--samples", type=int, metavar="N", help="stop training after N samples")
+    p.add_argument("--eval-samples", type=int, metavar="N",
+                   help="evaluate on the first N test images (default: all)")
+    p.add_argument("--out", type=Path, help="run folder (default models/<preset>-s<seed>/)")
+    p.add_argument("--checkpoint", type=Path, help="checkpoint to test (.npz, or a folder with "
+                   "the original code's gP2E, gE2C and theta files)")
+    p.add_argument("--resume", type=Path, metavar="CHECKPOINT", help="continue training from it")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="dataset cache folder (default ./data)")
+    p.add_argument("--dataset", choices=(*DATASETS, "all"), default=None,
+                   help="dataset for --mode data (default: the config's)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--version", action="version", version=f"symstdp-genn {__version__}")
+    return p
+
+
+def _flag_overrides(args: argparse.Namespace) -> list[str]:
+    sets = list(args.overrides)
+    for flag, key in (("backend", "backend"), ("seed", "seed"), ("epochs", "training.epochs"),
+                      ("samples", "training.samples"), ("eval_samples", "evaluation.samples")):
+        value = getattr(args, flag)
+        if value is not None:
+            sets.append(f"{key}={value}")
+    return sets
+
+
+def _config_for(args: argparse.Namespace, base: Config | None = None) -> Config:
+    """Preset/config file/--set, or a checkpoint's config with the flags on top."""
+    if base is not None and args.preset is None and args.config is None:
+        return config_from_dict(apply_overrides(base.to_dict(), _flag_overrides(args)))
+    return load_config(args.preset, args.config, _flag_overrides(args))
+
+
+def _setup_logging(verbose: bool, log_file: Path | None = None) -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    root.addHandler(console)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_file)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+
+
+def _load_data(config: Config, data_dir: Path | None) -> Dataset:
+    folder = data_dir if data_dir is not None else ROOT / "data"
+    dataset = load_dataset(config.dataset, folder)
+    if config.training.validation:
+        dataset = validation_split(dataset)
+        log.info("validation mode: training on 50000 images, evaluating on the last 10000 "
+                 "training images (the test set is not touched)")
+    return dataset
+
+
+def _fresh_run_dir(base: Path) -> Path:
+    """``base``, or ``base-2``, ``base-3``... : never overwrite an earlier run's checkpoint."""
+    if not (base / "checkpoint.npz").exists():
+        return base
+    k = 2
+    while (base.parent / f"{base.name}-{k}" / "checkpoint.npz").exists():
+        k += 1
+    return base.parent / f"{base.name}-{k}"
+
+
+def _pct(x: float) -> str:
+    return "n/a" if np.isnan(x) else f"{100 * x:.2f} %"
+
+
+def _print_result(result: EvaluationResult, what: str) -> None:
+    rate = result.n / result.seconds if result.seconds > 0 else float("nan")
+    print(f"{what}: {result.n} images in {result.seconds:.0f} s ({rate:.1f} samples/s)")
+    print(f"  supervised accuracy  {_pct(result.supervised_accuracy)}"
+          f"   (silent output on {_pct(result.silent_fraction)})")
+    print(f"  assignment accuracy  {_pct(result.assignment_accuracy)}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    resume: Checkpoint | None = None
+    base: Config | None = None
+    if args.resume is not None:
+        resume = load_checkpoint(args.resume)
+        data = resume.meta.get("config")
+        if not isinstance(data, dict):
+            raise UserError(f"{args.resume} holds no training config and cannot be resumed; "
+                            "train a new network instead")
+        base = config_from_dict(data)
+    config = _config_for(args, base)
+    if resume is not None:
+        check_size(resume, config.network.n_hidden, str(args.resume))
+    if args.out is not None:
+        run_dir = args.out
+    elif resume is not None:
+        run_dir = Path(args.resume).parent
+    else:
+        run_dir = _fresh_run_dir(ROOT / "models" / f"{config.name}-s{config.seed}")
+    _setup_logging(args.verbose, run_dir / "log.txt")
+    backend = resolve(config.backend)
+    log.info("symstdp-genn %s: training %s on %s with the %s backend, seed %d, into %s",
+             __version__, config.name, config.dataset, backend, config.seed, run_dir)
+    dataset = _load_data(config, args.data_dir)
+    print(f"training {config.name} ({config.network.n_hidden} hidden neurons, {config.dataset}, "
+          f"{config.training.schedule} schedule) on the {backend} backend -> {run_dir}")
+    trainer = Trainer(config, dataset, run_dir, resume, str(args.resume or ""))
+    outcome = trainer.train(show_progress=not args.no_progress)
+    if outcome.interrupted:
+        print(f"interrupted after {outcome.samples_seen} samples; checkpoint saved to "
+              f"{outcome.checkpoint}\nresume with: python run.py --mode train --resume "
+              f"{outcome.checkpoint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"trained {outcome.samples_seen} samples in {outcome.train_seconds:.0f} s "
+          f"({outcome.samples_per_s:.1f} samples/s, {outcome.presentations} presentations)")
+    if outcome.final is not None:
+        what = "validation" if config.training.validation else "test"
+        _print_result(outcome.final, what)
+    print(f"checkpoint: {outcome.checkpoint}\nmetrics:    {run_dir / 'metrics.jsonl'}\n"
+          f"log:        {run_dir / 'log.txt'}")
+    return 0
+
+
+def _config_for_imported(args: argparse.Namespace, ckpt: Checkpoint) -> Config:
+    preset = args.preset
+    if preset is None and args.config is None:
+        preset = f"mnist-{ckpt.n_hidden}"
+        if preset not in list_presets():
+            raise UserError(f"no preset for an original checkpoint with {ckpt.n_hidden} hidden "
+                            "neurons; pass --preset or --config")
+    return load_config(preset, args.config, _flag_overrides(args))
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    if args.checkpoint is None:
+        raise UserError("--mode test needs --checkpoint PATH (a checkpoint.npz written by "
+                        "training, or a folder with the original gP2E, gE2C and theta files)")
+    _setup_logging(args.verbose)
+    ckpt = load_checkpoint(args.checkpoint)
+    data = ckpt.meta.get("config")
+    config = (_config_for(args, config_from_dict(data)) if isinstance(data, dict)
+              else _config_for_imported(args, ckpt))
+    check_size(ckpt, config.network.n_hidden, str(args.checkpoint))
+    dataset = _load_data(config, args.data_dir)
+    spec = build_network(config)
+    backend = resolve(config.backend)
+    evaluator = Evaluator(config, spec, backend)
+    state = {k: v for k, v in ckpt.arrays.items() if not k.startswith("driver.")}
+    assignments = ckpt.arrays.get("assignments")
+    show = not args.no_progress
+    if assignments is None or np.all(assignments == SILENT):
+        n_label = min(config.evaluation.assignment_samples, len(dataset.train_images))
+        print(f"labelling hidden neurons on {n_label} training images (the checkpoint has no "
+              "assignments)")
+        with ProgressBar(n_label, "labelling", show) as bar:
+            assignments = evaluator.label_neurons(
+                state, dataset.train_images[:n_label],
+                dataset.train_labels[:n_label].astype(np.int64), bar.advance)
+    n_test = config.evaluation.samples or len(dataset.test_images)
+    n_test = min(n_test, len(dataset.test_images))
+    print(f"testing {args.checkpoint} ({config.network.n_hidden} hidden neurons, "
+          f"{config.dataset}) on the {backend} backend")
+    with ProgressBar(n_test, "testing", show) as bar:
+        result = evaluator.evaluate(state, dataset.test_images[:n_test],
+                                    dataset.test_labels[:n_test].astype(np.int64),
+                                    assignments, bar.advance)
+    _print_result(result, "validation" if config.training.validation else "test")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    _setup_logging(args.verbose)
+    names = list(DATASETS) if args.dataset == "all" else [args.dataset or _config_for(args).dataset]
+    folder = args.data_dir if args.data_dir is not None else ROOT / "data"
+    for name in names:
+        tic = time.perf_counter()
+        path = ensure_dataset(name, folder)
+        print(f"{name}: verified (SHA-256) in {path} ({time.perf_counter() - tic:.1f} s)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.mode == "train":
+            return cmd_train(args)
+        if args.mode == "test":
+            return cmd_test(args)
+        return cmd_data(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

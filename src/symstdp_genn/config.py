@@ -1,0 +1,293 @@
+"""Configuration: one dataclass schema, YAML presets, validation and overrides.
+
+A run is fully described by a :class:`Config` (the seed included), so a config
+file plus the code version reproduces a run bit for bit on the builtin backend.
+Presets in ``presets/*.yaml`` carry the per-size parameters of the original
+code (spec §5); everything else has the defaults below. Validation is strict:
+an unknown key, a wrong type or an out-of-range value raises
+:class:`~symstdp_genn.errors.UserError` naming the dotted key and what is allowed,
+because a silently ignored typo in a 20-minute training run is the worst kind
+of bug.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UserError
+
+PRESET_DIR = Path(__file__).with_name("presets")
+DEFAULT_PRESET = "mnist-400"
+BACKENDS = ("auto", "builtin", "genn-cuda", "genn-cpu")
+
+
+def _range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> dict:
+    return {"range": (lo, hi, lo_open)}
+
+
+def _choices(*values: str) -> dict:
+    return {"choices": values}
+
+
+@dataclass
+class NetworkConfig:
+    """Sizes, neuron and plasticity parameters (spec §1, §2, §5)."""
+
+    n_hidden: int = field(default=400, metadata=_range(1, 100_000))
+    hidden_v_threshold: float = field(default=-52.0, metadata=_range(-100.0, 0.0))
+    tau_theta_ms: float = field(default=6e6, metadata=_range(0.0, None, lo_open=True))
+    theta_plus: float = field(default=0.07, metadata=_range(0.0, 10.0))
+    theta_init: float = field(default=20.0, metadata=_range(0.0, 1000.0))
+    threshold_rule: str = field(default="code", metadata=_choices("code", "paper"))
+    eta_input_to_hidden: float = field(default=0.005, metadata=_range(0.0, 10.0))
+    eta_hidden_to_output: float = field(default=0.04, metadata=_range(0.0, 10.0))
+    w_max_input_to_hidden: float = field(default=1.0, metadata=_range(0.0, None, lo_open=True))
+    w_max_hidden_to_output: float = field(default=8.0, metadata=_range(0.0, None, lo_open=True))
+    norm_input_to_hidden: float = field(default=78.4, metadata=_range(0.0, None, lo_open=True))
+    norm_hidden_to_output: float = field(default=320.0, metadata=_range(0.0, None, lo_open=True))
+    init_weight_max: float = field(default=0.3, metadata=_range(0.0, None, lo_open=True))
+    trace_increment: float = field(default=0.1, metadata=_range(0.0, 10.0))
+    trace_tau_ms: float = field(default=20.0, metadata=_range(0.0, None, lo_open=True))
+    hidden_to_inhibitory_weight: float = field(default=10.4, metadata=_range(0.0, 1000.0))
+    inhibitory_to_hidden_weight: float = field(default=17.0, metadata=_range(0.0, 1000.0))
+    supervision: str = field(default="teacher", metadata=_choices("teacher", "current"))
+    teacher_rate_hz: float = field(default=200.0, metadata=_range(0.0, 1000.0))
+    supervision_current: float = field(default=20.0, metadata=_range(0.0, 1000.0))
+
+
+@dataclass
+class TrainingConfig:
+    """The presentation protocol and schedule (spec §3, §4)."""
+
+    epochs: int = field(default=1, metadata=_range(0, 1000))
+    schedule: str = field(default="joint", metadata=_choices("joint", "layerwise"))
+    output_epochs: int = field(default=1, metadata=_range(0, 1000))
+    samples: int | None = field(default=None, metadata=_range(1, None))
+    dt_ms: float = field(default=0.5, metadata=_range(0.0, 10.0, lo_open=True))
+    present_ms: float = field(default=350.0, metadata=_range(0.0, None, lo_open=True))
+    rest_ms: float = field(default=150.0, metadata=_range(0.0, None))
+    start_intensity: float = field(default=2.0, metadata=_range(0.0, None, lo_open=True))
+    max_intensity: float = field(default=32.0, metadata=_range(0.0, None, lo_open=True))
+    min_hidden_spikes: int = field(default=5, metadata=_range(0, None))
+    checkpoint_every: int = field(default=10_000, metadata=_range(0, None))
+    eval_every: int = field(default=0, metadata=_range(0, None))
+    validation: bool = False
+    running_window: int = field(default=1000, metadata=_range(1, None))
+
+
+@dataclass
+class EvaluationConfig:
+    """How trained networks are read out (spec §4)."""
+
+    batch_size: int = field(default=8, metadata=_range(1, 4096))
+    samples: int | None = field(default=None, metadata=_range(1, None))
+    assignment_samples: int = field(default=10_000, metadata=_range(0, None))
+    periodic_samples: int = field(default=1000, metadata=_range(1, None))
+
+
+@dataclass
+class Config:
+    """A whole run. ``name`` names the preset it came from and the default run folder."""
+
+    name: str = DEFAULT_PRESET
+    dataset: str = field(default="mnist", metadata=_choices("mnist", "fashion-mnist"))
+    seed: int = field(default=1, metadata=_range(0, 2**63 - 1))
+    backend: str = field(default="auto", metadata=_choices(*BACKENDS))
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# ---------------------------------------------------------------------------
+# Building and validating
+# ---------------------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints are accepted for floats."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise UserError(f"config key '{key}': expected {_type_name(tp)}, got {value!r}")
+
+
+def _check_metadata(value: Any, meta: typing.Mapping[str, Any], key: str) -> None:
+    if value is None:
+        return
+    if "choices" in meta and value not in meta["choices"]:
+        allowed = ", ".join(meta["choices"])
+        raise UserError(f"config key '{key}': {value!r} is not one of: {allowed}")
+    if "range" in meta:
+        lo, hi, lo_open = meta["range"]
+        too_low = lo is not None and (value <= lo if lo_open else value < lo)
+        too_high = hi is not None and value > hi
+        if too_low or too_high:
+            left = "(" if lo_open else "["
+            lo_s = "-inf" if lo is None else f"{lo:g}"
+            hi_s = "inf" if hi is None else f"{hi:g}"
+            raise UserError(f"config key '{key}': {value!r} is outside the allowed range "
+                            f"{left}{lo_s}, {hi_s}]")
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        where = f"'{prefix}'" if prefix else "the top level"
+        raise UserError(f"config: {where} must be a mapping of keys to values, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        key = f"{prefix}{unknown[0]}"
+        raise UserError(f"config key '{key}' is unknown; allowed keys here: "
+                        f"{', '.join(fields)}")
+    kwargs = {}
+    for name, raw in data.items():
+        key = f"{prefix}{name}"
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, raw, f"{key}.")
+        else:
+            value = _coerce(raw, tp, key)
+            _check_metadata(value, fields[name].metadata, key)
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Validate a (possibly partial) mapping against the schema; defaults fill the rest."""
+    config = _build(Config, data, "")
+    _check_consistency(config)
+    return config
+
+
+def _check_consistency(config: Config) -> None:
+    t = config.training
+    if t.max_intensity < t.start_intensity:
+        raise UserError("config key 'training.max_intensity' must be >= "
+                        f"training.start_intensity ({t.start_intensity:g})")
+    def whole(ms: float) -> bool:
+        return abs(ms / t.dt_ms - round(ms / t.dt_ms)) < 1e-9
+
+    if not (whole(t.present_ms) and whole(t.rest_ms)):
+        raise UserError("config keys 'training.present_ms' and 'training.rest_ms' must be whole "
+                        f"multiples of training.dt_ms ({t.dt_ms:g})")
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UserError(f"config file {path} is not valid YAML: "
+                        f"{str(exc).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of keys to values")
+    return data
+
+
+def preset_dict(name: str) -> dict[str, Any]:
+    path = PRESET_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise UserError(f"unknown preset '{name}'; available: {', '.join(list_presets())}")
+    data = _read_yaml(path)
+    data.setdefault("name", name)
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"network.eta_input_to_hidden=0.01"`` → (["network", "eta_input_to_hidden"], 0.01)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"--set expects dotted.key=value, got '{text}'")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    out = _merge({}, data)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"--set {text}: '{part}' is not a section")
+        node[path[-1]] = value
+    return out
+
+
+def load_config(preset: str | None = None, config_file: Path | None = None,
+                overrides: list[str] | None = None) -> Config:
+    """Preset (default ``mnist-400``) ← config file ← ``--set`` overrides, then validate.
+
+    A config file may name its own preset with ``preset: NAME`` as a base.
+    """
+    data: dict[str, Any] = {}
+    file_data: dict[str, Any] = {}
+    if config_file is not None:
+        file_data = _read_yaml(Path(config_file))
+        base = file_data.pop("preset", None)
+        if base is not None and preset is None:
+            preset = str(base)
+    if preset is not None or config_file is None:
+        data = preset_dict(preset or DEFAULT_PRESET)
+    data = _merge(data, file_data)
+    data = apply_overrides(data, overrides or [])
+    return config_from_dict(data)

@@ -1,0 +1,89 @@
+"""Evaluation passes with plasticity off: neuron labelling and test-set readouts.
+
+An evaluation never touches the training network: it copies the state into a
+separate backend with ``evaluation.batch_size`` lanes, restarts that backend's
+random streams from a seed derived from the config (one stream per pass kind),
+and runs. So the accuracy printed at the end of training and the one printed
+later by ``--mode test`` on the saved checkpoint are the same number.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from .backends import create_backend
+from .backends.base import Backend
+from .config import Config
+from .evaluation import EvaluationResult, assign_neurons, class_responses, score
+from .network import INPUT_TO_HIDDEN, NetworkSpec, seed_sequence
+from .simulation import Simulation
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+
+
+class Evaluator:
+    def __init__(self, config: Config, spec: NetworkSpec, backend_name: str):
+        self.config = config
+        self.spec = spec
+        self.backend_name = backend_name
+        self._backend: Backend | None = None
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = create_backend(self.backend_name, self.spec,
+                                           batch_size=self.config.evaluation.batch_size,
+                                           seed=self._seed("evaluation"))
+        return self._backend
+
+    def _seed(self, purpose: str) -> int:
+        return int(seed_sequence(self.config, purpose).generate_state(1, np.uint64)[0] >> 1)
+
+    def run_pass(self, state: Mapping[str, np.ndarray], images: np.ndarray, purpose: str,
+                 progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                            np.ndarray, float]:
+        """Present ``images`` to a frozen copy of ``state``; counts and retry statistics."""
+        backend = self.backend
+        backend.set_state(state)
+        backend.reseed(self._seed(f"evaluation/{purpose}"))
+        sim = Simulation(backend, self.config)
+        sim.set_mode("frozen")
+        # frozen weights: one normalisation is what "before every presentation" amounts to
+        backend.normalize(INPUT_TO_HIDDEN, self.config.network.norm_input_to_hidden)
+        n, batch = len(images), backend.batch_size
+        n_hidden = self.spec.population("hidden").size
+        hidden = np.zeros((n, n_hidden), np.int32)
+        output = np.zeros((n, 10), np.int32)
+        retries = np.zeros(n, np.int32)
+        forced = np.zeros(n, bool)
+        start = time.perf_counter()
+        for lo in range(0, n, batch):
+            hi = min(lo + batch, n)
+            chunk = np.zeros((batch, images.shape[1]), images.dtype)
+            chunk[: hi - lo] = images[lo:hi]
+            valid = np.arange(batch) < hi - lo
+            result = sim.present(chunk, None, valid)
+            hidden[lo:hi] = result.hidden_counts[: hi - lo]
+            output[lo:hi] = result.output_counts[: hi - lo]
+            retries[lo:hi] = result.retries[: hi - lo]
+            forced[lo:hi] = result.forced[: hi - lo]
+            if progress is not None:
+                progress(hi - lo)
+        return hidden, output, retries, forced, time.perf_counter() - start
+
+    def label_neurons(self, state: Mapping[str, np.ndarray], images: np.ndarray,
+                      labels: np.ndarray, progress: Progress | None = None) -> np.ndarray:
+        """Assign each hidden neuron the class it responds to most (frozen network)."""
+        hidden, _, _, _, _ = self.run_pass(state, images, "labelling", progress)
+        return assign_neurons(class_responses(hidden, labels), np.bincount(labels, minlength=10))
+
+    def evaluate(self, state: Mapping[str, np.ndarray], images: np.ndarray, labels: np.ndarray,
+                 assignments: np.ndarray, progress: Progress | None = None) -> EvaluationResult:
+        hidden, output, retries, forced, seconds = self.run_pass(state, images, "test", progress)
+        return score(labels, hidden, output, assignments, retries, forced, seconds)
