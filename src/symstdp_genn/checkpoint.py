@@ -107,9 +107,14 @@ def load_checkpoint(path: Path) -> Checkpoint:
 
 def _read_text_matrix(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     try:
-        values = np.loadtxt(path, dtype=np.float64, ndmin=1).ravel()
+        values = np.loadtxt(path, dtype=np.float64, ndmin=2)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read original checkpoint file {path}: {exc}") from None
+    if values.shape[0] > 1 and values.shape != shape:  # rows and columns as written
+        raise UserError(f"original checkpoint file {path} holds {values.size} numbers in "
+                        f"{values.shape[0]} rows of {values.shape[1]}, expected "
+                        f"{int(np.prod(shape))} numbers in {shape[0]} rows of {shape[1]}")
+    values = values.ravel()
     if values.size != int(np.prod(shape)):
         raise UserError(f"original checkpoint file {path} holds {values.size} numbers, "
                         f"expected {int(np.prod(shape))} for shape {shape}")

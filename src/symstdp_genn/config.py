@@ -13,6 +13,7 @@ of bug.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -133,12 +134,25 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, bool):
             return value
     elif tp is int:
+        if isinstance(value, str):
+            try:
+                as_float = float(value)
+                value = int(as_float) if as_float.is_integer() else value
+            except (ValueError, OverflowError):
+                pass
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
     elif tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "2e7" as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if math.isnan(float(value)):
+                raise UserError(f"config key '{key}': NaN is not allowed")
             return float(value)
     elif tp is str:
         if isinstance(value, str):
@@ -166,7 +180,7 @@ def _check_metadata(value: Any, meta: typing.Mapping[str, Any], key: str) -> Non
 
 def _build(cls: type, data: Any, prefix: str) -> Any:
     if not isinstance(data, dict):
-        where = f"'{prefix}'" if prefix else "the top level"
+        where = f"'{prefix.rstrip('.')}'" if prefix else "the top level"
         raise UserError(f"config: {where} must be a mapping of keys to values, got {data!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}

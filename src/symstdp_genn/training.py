@@ -61,9 +61,17 @@ class MetricsLog:
         self.path = path
 
     def write(self, event: str, **fields: Any) -> None:
-        record = {"event": event, **fields}
+        record = {"event": event, **{k: _finite(v) for k, v in fields.items()}}
         with self.path.open("a") as handle:
-            handle.write(json.dumps(record, sort_keys=True, default=_jsonable) + "\n")
+            handle.write(json.dumps(record, sort_keys=True, default=_jsonable, allow_nan=False)
+                         + "\n")
+
+
+def _finite(value: Any) -> Any:
+    """NaN/inf become null: strict JSON readers (jq, browsers) reject the bare tokens."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def _jsonable(value: Any) -> Any:

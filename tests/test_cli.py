@@ -1,0 +1,392 @@
+"""Tests of the command line, in-process: user errors are one line and exit code 2, and a tiny
+end-to-end train/test run on a synthetic dataset (no real MNIST, no network access)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from symstdp_genn import cli
+from symstdp_genn.backends import GENN_INSTALL_DOCS
+from symstdp_genn.backends.builtin import compiler
+from symstdp_genn.checkpoint import load_checkpoint
+from symstdp_genn.config import config_from_dict, load_config
+from symstdp_genn.data import Dataset
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = ["--preset", "mnist-100", "--set", "network.n_hidden=16", "--seed", "3", "--no-progress"]
+TRAIN = ["--mode", "train", *SMALL, "--samples", "20", "--eval-samples", "10",
+         "--set", "evaluation.assignment_samples=10"]
+
+
+def fake_dataset(n_train: int = 40, n_test: int = 20, seed: int = 0) -> Dataset:
+    """Sparse random digits: one fixed pixel pattern per class plus a little noise."""
+    rng = np.random.default_rng(seed)
+    prototypes = rng.random((10, 784)) < 0.15
+
+    def make(n: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = rng.permutation(np.arange(n) % 10).astype(np.uint8)
+        pixels = prototypes[labels] ^ (rng.random((n, 784)) < 0.03)
+        return (pixels * rng.integers(100, 256, (n, 784))).astype(np.uint8), labels
+
+    train_images, train_labels = make(n_train)
+    test_images, test_labels = make(n_test)
+    return Dataset(train_images, train_labels, test_images, test_labels, name="mnist")
+
+
+def _fake_load_dataset(name: str, folder: Path) -> Dataset:
+    assert name == "mnist"
+    return fake_dataset()
+
+
+@contextlib.contextmanager
+def _restored_logging() -> Iterator[None]:
+    """``cli._setup_logging`` replaces the root logger's handlers; put them back afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+                handler.close()
+        for handler in handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(level)
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+def _main(argv: list[str]) -> Run:
+    """``cli.main(argv)`` with its output captured (usable from module-scoped fixtures)."""
+    out, err = io.StringIO(), io.StringIO()
+    with _restored_logging(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(argv)
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+def _assert_user_error(run: Run) -> str:
+    """Exit code 2 and exactly one line on stderr, starting with 'error:'; returns it."""
+    assert run.code == 2, run
+    lines = run.err.splitlines()
+    assert len(lines) == 1, run.err
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in run.err
+    return lines[0]
+
+
+def _accuracy_lines(stdout: str) -> list[str]:
+    return [line.strip() for line in stdout.splitlines()
+            if re.match(r"\s+(supervised|assignment) accuracy", line)]
+
+
+@pytest.fixture(scope="module")
+def build_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One build cache for the module, so each distinct network compiles once."""
+    path = tmp_path_factory.mktemp("cli-build-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SYMSTDP_GENN_CACHE", str(path))
+        yield path
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, build_cache: Path) -> None:
+    """Default run and data folders go under tmp_path; no test reads real data."""
+    monkeypatch.setattr(cli, "ROOT", tmp_path)
+    monkeypatch.setattr(cli, "load_dataset", _fake_load_dataset)
+    monkeypatch.setenv("SYMSTDP_GENN_CACHE", str(build_cache))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, build_cache: Path) -> tuple[Run, Path]:
+    """One small end-to-end training run, shared by the tests that read its results."""
+    run_dir = tmp_path_factory.mktemp("trained") / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cli, "load_dataset", _fake_load_dataset)
+        mp.setattr(cli, "ROOT", run_dir.parent)
+        result = _main([*TRAIN, "--out", str(run_dir)])
+    return result, run_dir
+
+
+def _write_original(folder: Path, n: int) -> Path:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    np.savetxt(folder / "gP2E", rng.random((784, n)) * 0.3)
+    np.savetxt(folder / "gE2C", rng.random((n, 10)) * 0.3)
+    np.savetxt(folder / "theta", np.full(n, 20.0))
+    return folder
+
+
+# ------------------------------------------------------------------------------------------
+# user errors: one line, exit code 2
+# ------------------------------------------------------------------------------------------
+
+
+def test_unknown_preset() -> None:
+    line = _assert_user_error(_main(["--preset", "mnist-123"]))
+    assert "unknown preset 'mnist-123'" in line
+    assert "mnist-400" in line
+
+
+def test_out_of_range_override() -> None:
+    line = _assert_user_error(_main(["--set", "network.n_hidden=-3"]))
+    assert "'network.n_hidden'" in line
+    assert "-3" in line
+
+
+def test_unknown_override_key() -> None:
+    line = _assert_user_error(_main(["--set", "nonsense.key=1"]))
+    assert "'nonsense'" in line
+    assert "unknown" in line
+
+
+def test_bad_override_in_test_mode(tmp_path: Path) -> None:
+    """Flags on top of a checkpoint's config are validated too."""
+    orig = _write_original(tmp_path / "orig", 100)
+    line = _assert_user_error(_main(["--mode", "test", "--checkpoint", str(orig),
+                                     "--set", "training.dt_ms=0"]))
+    assert "'training.dt_ms'" in line
+
+
+def test_test_mode_needs_a_checkpoint() -> None:
+    line = _assert_user_error(_main(["--mode", "test"]))
+    assert "--checkpoint" in line
+
+
+def test_missing_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "missing.npz"
+    line = _assert_user_error(_main(["--mode", "test", "--checkpoint", str(path)]))
+    assert str(path) in line
+    assert "does not exist" in line
+
+
+def test_corrupt_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.npz"
+    path.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 8)
+    line = _assert_user_error(_main(["--mode", "test", "--checkpoint", str(path)]))
+    assert str(path) in line
+    assert "corrupt" in line
+
+
+def test_npz_that_is_not_a_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "plain.npz"
+    np.savez(path, x=np.zeros(3))
+    line = _assert_user_error(_main(["--mode", "test", "--checkpoint", str(path)]))
+    assert "not a symstdp-genn checkpoint" in line
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pygenn") is not None,
+                    reason="PyGeNN is installed here")
+def test_genn_backend_without_pygenn() -> None:
+    line = _assert_user_error(_main(["--backend", "genn-cpu", *SMALL]))
+    assert "PyGeNN" in line
+    assert GENN_INSTALL_DOCS in line
+    assert "--backend builtin" in line
+
+
+def test_checkpoint_for_another_size(trained: tuple[Run, Path]) -> None:
+    _, run_dir = trained
+    line = _assert_user_error(_main(["--mode", "test", "--checkpoint",
+                                     str(run_dir / "checkpoint.npz"), "--preset", "mnist-400"]))
+    assert "16 hidden neurons" in line
+    assert "asks for 400" in line
+
+
+def test_original_checkpoint_without_matching_preset(tmp_path: Path) -> None:
+    orig = _write_original(tmp_path / "orig", 4)
+    line = _assert_user_error(_main(["--mode", "test", "--checkpoint", str(orig)]))
+    assert "4 hidden neurons" in line
+    assert "--preset" in line
+
+
+def test_original_checkpoint_for_another_preset(tmp_path: Path) -> None:
+    orig = _write_original(tmp_path / "orig", 4)
+    line = _assert_user_error(_main(["--mode", "test", "--checkpoint", str(orig),
+                                     "--preset", "mnist-100"]))
+    assert "4 hidden neurons" in line
+    assert "asks for 100" in line
+
+
+def test_resume_from_original_checkpoint_is_refused(tmp_path: Path) -> None:
+    orig = _write_original(tmp_path / "orig", 4)
+    line = _assert_user_error(_main(["--mode", "train", "--resume", str(orig), *SMALL]))
+    assert "cannot be resumed" in line
+
+
+def test_missing_c_compiler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    empty_bin = tmp_path / "bin"
+    empty_bin.mkdir()
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    monkeypatch.setenv("PATH", str(empty_bin))
+    monkeypatch.setenv("SYMSTDP_GENN_CACHE", str(tmp_path / "empty-cache"))
+    compiler._compiler_identity.cache_clear()
+    compiler._openmp_flags.cache_clear()
+    try:
+        run = _main([*TRAIN, "--out", str(tmp_path / "run")])
+    finally:
+        compiler._compiler_identity.cache_clear()
+        compiler._openmp_flags.cache_clear()
+    line = _assert_user_error(run)
+    assert "C compiler" in line
+    assert "CC" in line
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+def test_keyboard_interrupt_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "load_config", interrupted)
+    run = _main(["--mode", "train"])
+    assert run.code == 130
+    assert run.err.strip() == "interrupted"
+
+
+def test_run_py_reports_user_errors_without_traceback(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, str(REPO / "run.py"), "--preset", "nope"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("error: unknown preset 'nope'")
+    assert len(proc.stderr.splitlines()) == 1
+    assert not (tmp_path / "models").exists()
+
+
+# ------------------------------------------------------------------------------------------
+# end to end on a synthetic dataset
+# ------------------------------------------------------------------------------------------
+
+
+def test_train_prints_both_accuracies(trained: tuple[Run, Path]) -> None:
+    run, run_dir = trained
+    assert run.code == 0, run.err
+    assert "Traceback" not in run.err
+    assert "trained 20 samples" in run.out
+    assert "test: 10 images" in run.out
+    lines = _accuracy_lines(run.out)
+    assert [line.split()[0] for line in lines] == ["supervised", "assignment"]
+    assert all(re.search(r"accuracy\s+\d+\.\d\d %", line) for line in lines)
+    assert str(run_dir / "checkpoint.npz") in run.out
+
+
+def test_train_writes_run_folder(trained: tuple[Run, Path]) -> None:
+    run, run_dir = trained
+    assert run.code == 0, run.err
+    for name in ("checkpoint.npz", "metrics.jsonl", "config.yaml", "log.txt"):
+        assert (run_dir / name).is_file(), name
+    assert "seed 3" in (run_dir / "log.txt").read_text()
+
+    ckpt = load_checkpoint(run_dir / "checkpoint.npz")
+    assert ckpt.n_hidden == 16
+    assert ckpt.meta["driver"]["samples_seen"] == 20
+    assert ckpt.arrays["assignments"].shape == (16,)
+    config = config_from_dict(ckpt.meta["config"])
+    assert config == load_config(config_file=run_dir / "config.yaml")
+    assert config.name == "mnist-100"
+    assert config.seed == 3
+    assert config.network.n_hidden == 16
+    assert config.network.norm_hidden_to_output == 80.0
+    assert config.training.samples == 20
+    assert config.evaluation.samples == 10
+    assert config.evaluation.assignment_samples == 10
+
+
+def test_train_metrics_are_json_lines(trained: tuple[Run, Path]) -> None:
+    run, run_dir = trained
+    assert run.code == 0, run.err
+
+    def strict(token: str) -> float:
+        raise AssertionError(f"non-standard JSON constant {token}")
+
+    text = (run_dir / "metrics.jsonl").read_text()
+    assert text.endswith("\n")
+    events = [json.loads(line, parse_constant=strict) for line in text.splitlines()]
+    assert all(isinstance(event, dict) for event in events)
+    train = [e for e in events if e["event"] == "train"]
+    assert train[-1]["samples_seen"] == 20
+    final = [e for e in events if e["event"] == "evaluation" and e["tag"] == "final"]
+    assert len(final) == 1
+    final = final[0]
+    assert final["n"] == 10
+    assert final["labelled"] == 10
+    assert final["samples_seen"] == 20
+    assert 0.0 <= final["supervised_accuracy"] <= 1.0
+    assert np.array(final["supervised_confusion"]).sum() == 10
+    assert np.array(final["assignment_confusion"]).shape == (10, 11)
+    # the printed accuracy is the logged one
+    lines = _accuracy_lines(run.out)
+    assert f"{100 * final['supervised_accuracy']:.2f} %" in lines[0]
+    assert f"{100 * final['assignment_accuracy']:.2f} %" in lines[1]
+
+
+def test_test_mode_reproduces_the_final_evaluation(trained: tuple[Run, Path]) -> None:
+    """Testing the checkpoint gives exactly the numbers of the end-of-training evaluation."""
+    run, run_dir = trained
+    assert run.code == 0, run.err
+    events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    final = next(e for e in events if e.get("tag") == "final")
+    # the comparison means something only if the output layer is not silent throughout
+    assert final["silent_fraction"] < 1.0
+
+    test = _main(["--mode", "test", "--checkpoint", str(run_dir / "checkpoint.npz"),
+                  "--eval-samples", "10", "--no-progress"])
+    assert test.code == 0, test.err
+    assert "test: 10 images" in test.out
+    assert "16 hidden neurons" in test.out
+    assert "labelling" not in test.out  # the checkpoint carries its assignments
+    assert _accuracy_lines(test.out) == _accuracy_lines(run.out)
+
+
+def test_second_default_run_does_not_overwrite_the_first(tmp_path: Path) -> None:
+    argv = ["--mode", "train", *SMALL, "--samples", "10", "--eval-samples", "2",
+            "--set", "evaluation.assignment_samples=10"]
+    first = _main(argv)
+    assert first.code == 0, first.err
+    first_dir = tmp_path / "models" / "mnist-100-s3"
+    first_ckpt = first_dir / "checkpoint.npz"
+    assert first_ckpt.is_file()
+    before = first_ckpt.stat()
+
+    second = _main(argv)
+    assert second.code == 0, second.err
+    second_dir = tmp_path / "models" / "mnist-100-s3-2"
+    assert (second_dir / "checkpoint.npz").is_file()
+    assert f"-> {second_dir}" in second.out
+    after = first_ckpt.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    # same config and seed: the two runs are identical
+    assert first_ckpt.read_bytes() == (second_dir / "checkpoint.npz").read_bytes()
+
+
+def test_fresh_run_dir_counts_up(tmp_path: Path) -> None:
+    base = tmp_path / "mnist-400-s1"
+    assert cli._fresh_run_dir(base) == base
+    base.mkdir()
+    (base / "log.txt").write_text("a run that never saved a checkpoint\n")
+    assert cli._fresh_run_dir(base) == base
+    (base / "checkpoint.npz").write_bytes(b"x")
+    assert cli._fresh_run_dir(base) == tmp_path / "mnist-400-s1-2"
+    (tmp_path / "mnist-400-s1-2").mkdir()
+    (tmp_path / "mnist-400-s1-2" / "checkpoint.npz").write_bytes(b"x")
+    assert cli._fresh_run_dir(base) == tmp_path / "mnist-400-s1-3"
