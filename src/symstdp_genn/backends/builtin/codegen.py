@@ -205,42 +205,44 @@ class _Generator:
         return substitute(code, names, self.precision, calls)
 
     # -- code ---------------------------------------------------------------
-    def synapse_update(self, proj: Projection, sizes: Mapping[str, int]) -> str:
-        wu = proj.weight_update
-        if not wu.pre_spike_syn_code.strip():
-            return ""
-        npost = sizes[proj.target]
-        c = self.c
+    def synapse_names(self, proj: Projection, npost: int) -> dict[str, str]:
+        """Names in per-synapse code: pre variables at ``i``, post variables at ``j``,
+        synapse variables at (i, j) — ``i`` alone for one-to-one connectivity."""
+        wu, c = proj.weight_update, self.c
         names = self.constants(proj.name, wu, proj.wu_params, proj.dynamic_params)
         for var, _ in wu.pre_vars:
             names[var] = f"{c[f'{proj.name}.{var}']}[i]"
         for var, _ in wu.post_vars:
             names[var] = f"{c[f'{proj.name}.{var}']}[j]"
+        index = f"(size_t)i * {npost} + j" if proj.connectivity == "dense" else "i"
+        for var, _ in wu.vars:
+            names[var] = f"{c[f'{proj.name}.{var}']}[{index}]"
+        return names
+
+    def synapse_update(self, proj: Projection, sizes: Mapping[str, int]) -> str:
+        wu = proj.weight_update
+        if not wu.pre_spike_syn_code.strip():
+            return ""
+        npost, c = sizes[proj.target], self.c
+        names = self.synapse_names(proj, npost)
         insyn = c[f"{proj.name}.inSyn"]
         spikes, count = c[f"{proj.source}.spikes"], c[f"{proj.source}.spike_count"]
-        head = f"// {proj.name}: presynaptic spikes of {proj.source}\n"
+        head = (f"// {proj.name}: presynaptic spikes of {proj.source}\n"
+                f"for (int k = 0; k < {count}[0]; k++) {{\n    const int i = {spikes}[k];\n")
+        deliver = {"addToPost": lambda x: f"{insyn}[j] += ({x})"}
         if proj.connectivity == "dense":
-            for var, _ in wu.vars:
-                names[var] = f"{c[f'{proj.name}.{var}']}[(size_t)i * {npost} + j]"
-            body = self.sub(wu.pre_spike_syn_code, names,
-                            {"addToPost": lambda x: f"{insyn}[j] += ({x})"})
-            return head + (
-                f"for (int k = 0; k < {count}[0]; k++) {{\n"
-                f"    const int i = {spikes}[k];\n"
-                f"    for (int j = 0; j < {npost}; j++) {{\n{_indent(body, 2)}\n    }}\n}}\n")
+            body = self.sub(wu.pre_spike_syn_code, names, deliver)
+            return (head + f"    for (int j = 0; j < {npost}; j++) {{\n"
+                    f"{_indent(body, 2)}\n    }}\n}}\n")
         if proj.connectivity == "one_to_one":
-            for var, _ in wu.vars:
-                names[var] = f"{c[f'{proj.name}.{var}']}[i]"
-            body = self.sub(wu.pre_spike_syn_code, names,
-                            {"addToPost": lambda x: f"{insyn}[j] += ({x})"})
-            return head + (
-                f"for (int k = 0; k < {count}[0]; k++) {{\n"
-                f"    const int i = {spikes}[k];\n    const int j = i;\n{_indent(body, 1)}\n}}\n")
+            body = self.sub(wu.pre_spike_syn_code, names, deliver)
+            return head + f"    const int j = i;\n{_indent(body, 1)}\n}}\n"
         # all_but_self: every target receives the sum of all spikes' contributions
         # minus its own partner's, in O(N) per step instead of O(N) per spike.
         scratch = c[f"{proj.name}.scratch"]
         body = self.sub(wu.pre_spike_syn_code, names, {"addToPost": lambda x: f"contrib += ({x})"})
-        return head + (
+        return (
+            f"// {proj.name}: presynaptic spikes of {proj.source}, all but self\n"
             f"if ({count}[0] > 0) {{\n"
             f"    scalar total = 0.0f;\n"
             f"    for (int k = 0; k < {count}[0]; k++) {{\n"
@@ -256,28 +258,15 @@ class _Generator:
         wu = proj.weight_update
         if not wu.post_spike_syn_code.strip():
             return ""
-        npre, npost = sizes[proj.source], sizes[proj.target]
-        c = self.c
-        names = self.constants(proj.name, wu, proj.wu_params, proj.dynamic_params)
-        for var, _ in wu.pre_vars:
-            names[var] = f"{c[f'{proj.name}.{var}']}[i]"
-        for var, _ in wu.post_vars:
-            names[var] = f"{c[f'{proj.name}.{var}']}[j]"
+        npre, npost, c = sizes[proj.source], sizes[proj.target], self.c
+        body = self.sub(wu.post_spike_syn_code, self.synapse_names(proj, npost))
         spikes, count = c[f"{proj.target}.spikes"], c[f"{proj.target}.spike_count"]
+        head = (f"// {proj.name}: postsynaptic learning for spikes of {proj.target}\n"
+                f"for (int k = 0; k < {count}[0]; k++) {{\n    const int j = {spikes}[k];\n")
         if proj.connectivity == "dense":
-            for var, _ in wu.vars:
-                names[var] = f"{c[f'{proj.name}.{var}']}[(size_t)i * {npost} + j]"
-            body = self.sub(wu.post_spike_syn_code, names)
-            return (f"// {proj.name}: postsynaptic learning for spikes of {proj.target}\n"
-                    f"for (int k = 0; k < {count}[0]; k++) {{\n"
-                    f"    const int j = {spikes}[k];\n"
-                    f"    for (int i = 0; i < {npre}; i++) {{\n{_indent(body, 2)}\n    }}\n}}\n")
-        for var, _ in wu.vars:
-            names[var] = f"{c[f'{proj.name}.{var}']}[i]"
-        body = self.sub(wu.post_spike_syn_code, names)
-        return (f"// {proj.name}: postsynaptic learning for spikes of {proj.target}\n"
-                f"for (int k = 0; k < {count}[0]; k++) {{\n"
-                f"    const int j = {spikes}[k];\n    const int i = j;\n{_indent(body, 1)}\n}}\n")
+            return (head + f"    for (int i = 0; i < {npre}; i++) {{\n"
+                    f"{_indent(body, 2)}\n    }}\n}}\n")
+        return head + f"    const int i = j;\n{_indent(body, 1)}\n}}\n"
 
     def neuron_update(self, pop: Population) -> str:
         c, m = self.c, pop.model
