@@ -18,7 +18,7 @@ from ..base import Backend
 from .codegen import ArraySpec, generate
 from .compiler import compile_library
 
-_NP_TYPES = {"scalar": np.float32, "int32_t": np.int32, "uint64_t": np.uint64}
+_NP_TYPES = {"scalar": np.float32, "int32_t": np.int32, "uint32_t": np.uint32}
 
 
 class BuiltinBackend(Backend):
@@ -69,14 +69,16 @@ class BuiltinBackend(Backend):
         self.reseed(self.seed)
 
     def reseed(self, seed: int) -> None:
-        """One independent SplitMix64 stream per neuron and lane, from ``seed``."""
+        """One independent xoshiro128+ stream per neuron and lane, from ``seed``."""
         self.seed = seed
         for pop in self.spec.populations:
             arr = self._arrays.get(f"{pop.name}.rng")
             if arr is not None:
                 tag = int.from_bytes(hashlib.sha256(pop.name.encode()).digest()[:4], "little")
                 seq = np.random.SeedSequence([seed, tag])
-                arr[...] = seq.generate_state(arr.size, np.uint64).reshape(arr.shape)
+                words = seq.generate_state(arr.size, np.uint32).reshape(arr.shape)
+                words[..., 0, :] |= words[..., 0, :] == 0  # an all-zero state never moves
+                arr[...] = words
 
     def _key(self, target: str, var: str) -> str:
         key = f"{target}.{var}"

@@ -160,7 +160,10 @@ class _Generator:
                 f"{pop.name}.spike_count", "int32_t", (1,), True)
             self.c[f"{pop.name}.spikes"] = self.array(f"{pop.name}.spikes", "int32_t", (n,), True)
             if self.uses_rng(pop):
-                self.c[f"{pop.name}.rng"] = self.array(f"{pop.name}.rng", "uint64_t", (n,), True)
+                # xoshiro128+ state: four words per neuron, stored word-major so
+                # the neuron loop reads them with unit stride
+                self.c[f"{pop.name}.rng"] = self.array(
+                    f"{pop.name}.rng", "uint32_t", (4, n), True)
             if pop.record_spikes:
                 self.c[f"{pop.name}.counts"] = self.array(
                     f"{pop.name}.counts", "int32_t", (n,), True, "counts")
@@ -275,7 +278,7 @@ class _Generator:
         for var, _ in m.vars:
             names[var] = f"l_{var}"
         names["Isyn"] = "Isyn"
-        rng_calls = {"gennrand_uniform": lambda _: "rng_uniform(&l_rng)"}
+        rng_calls = {"gennrand_uniform": lambda _: "rng_uniform(l_rng)"}
         incoming = [j for j in self.spec.projections if j.target == pop.name]
         outgoing = [j for j in self.spec.projections if j.source == pop.name]
 
@@ -309,8 +312,11 @@ class _Generator:
         if self.uses_rng(pop):
             # one stream per neuron (as GeNN's per-thread generators): no
             # dependency between neurons, so the loop still vectorises
-            load_wu = [f"        uint64_t l_rng = {c[pop.name + '.rng']}[i];", *load_wu]
-            store_wu = [*store_wu, f"        {c[pop.name + '.rng']}[i] = l_rng;"]
+            rng, n = c[pop.name + ".rng"], pop.size
+            load_wu = [f"        uint32_t l_rng[4] = {{{rng}[i], {rng}[{n} + i], "
+                       f"{rng}[{2 * n} + i], {rng}[{3 * n} + i]}};", *load_wu]
+            store_wu = [*store_wu, *(f"        {rng}[{k * n} + i] = l_rng[{k}];"
+                                     for k in range(4))]
         lines.append(f"    for (int i = 0; i < {pop.size}; i++) {{")
         for var, _ in m.vars:
             lines.append(f"        scalar l_{var} = {c[f'{pop.name}.{var}']}[i];")
@@ -409,18 +415,26 @@ _TEMPLATE = """\
 
 typedef {scalar} scalar;
 
-/* SplitMix64: one 64-bit state per population and batch lane, so every lane has
-   its own reproducible stream whatever the thread schedule. */
-static inline uint64_t rng_next(uint64_t *s) {{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+/* xoshiro128+ (Blackman & Vigna), one stream per neuron and batch lane: the
+   neuron loop has no dependency between neurons and vectorises with 32-bit
+   shifts and adds, and lanes stay reproducible whatever the thread schedule.
+   The top 24 bits make the float, as its authors advise. */
+static inline uint32_t rng_rotl(uint32_t x, int k) {{ return (x << k) | (x >> (32 - k)); }}
+static inline uint32_t rng_next(uint32_t *s) {{
+    const uint32_t result = s[0] + s[3];
+    const uint32_t t = s[1] << 9;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rng_rotl(s[3], 11);
+    return result;
 }}
 static inline scalar gn_fmin(scalar a, scalar b) {{ return (a < b || b != b) ? a : b; }}
 static inline scalar gn_fmax(scalar a, scalar b) {{ return (a > b || b != b) ? a : b; }}
-static inline scalar rng_uniform(uint64_t *s) {{
-    return (scalar)(int32_t)(rng_next(s) >> 40) * (scalar)(1.0 / 16777216.0);
+static inline scalar rng_uniform(uint32_t *s) {{
+    return (scalar)(int32_t)(rng_next(s) >> 8) * (scalar)(1.0 / 16777216.0);
 }}
 
 {functions}
@@ -437,7 +451,7 @@ static void run_lane(void **a, const scalar *dyn, int b, int steps, int64_t step
 int sim_run(void **a, const scalar *dyn, int batch, int steps, int64_t step0,
             const uint8_t *active, int record) {{
     int b;
-#pragma omp parallel for schedule(static, 1) if (batch > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (batch > 1)
     for (b = 0; b < batch; b++) {{
         if (active == NULL || active[b]) run_lane(a, dyn, b, steps, step0, record);
     }}
