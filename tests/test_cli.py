@@ -390,3 +390,16 @@ def test_fresh_run_dir_counts_up(tmp_path: Path) -> None:
     (tmp_path / "mnist-400-s1-2").mkdir()
     (tmp_path / "mnist-400-s1-2" / "checkpoint.npz").write_bytes(b"x")
     assert cli._fresh_run_dir(base) == tmp_path / "mnist-400-s1-3"
+
+
+def test_snapshots_can_be_tested_but_not_resumed(trained: tuple[Run, Path]) -> None:
+    _, run_dir = trained
+    snapshot = sorted((run_dir / "snapshots").glob("samples-*.npz"))[-1]
+    line = _assert_user_error(_main(["--mode", "train", "--resume", str(snapshot)]))
+    assert "snapshot" in line and "checkpoint.npz" in line
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cli, "load_dataset", _fake_load_dataset)
+        result = _main(["--mode", "test", "--checkpoint", str(snapshot), "--eval-samples", "10",
+                        "--no-progress"])
+    assert result.code == 0
+    assert len(_accuracy_lines(result.out)) == 2

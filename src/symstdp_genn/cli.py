@@ -153,6 +153,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not isinstance(data, dict):
             raise UserError(f"{args.resume} holds no training config and cannot be resumed; "
                             "train a new network instead")
+        if resume.meta.get("snapshot"):
+            raise UserError(f"{args.resume} is a weights-only snapshot; resume from the run's "
+                            "checkpoint.npz (snapshots can be tested, not resumed)")
         base = config_from_dict(data)
     config = _config_for(args, base)
     if resume is not None:

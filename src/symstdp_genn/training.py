@@ -36,6 +36,7 @@ from .simulation import Simulation
 log = logging.getLogger(__name__)
 
 DRIVER_PREFIX = "driver."
+SNAPSHOT_KEYS = ("input_to_hidden.g", "hidden_to_output.g", "hidden.theta", "assignments")
 
 
 @dataclass
@@ -178,15 +179,16 @@ class Trainer:
         }
 
     def save(self) -> Path:
-        path = save_checkpoint(self.run_dir / "checkpoint.npz", self.checkpoint_arrays(),
-                               self.checkpoint_meta())
-        snap_dir = self.run_dir / "snapshots"
-        save_checkpoint(snap_dir / f"samples-{self.samples_seen:08d}.npz",
-                        {k: self.backend.get_var(*k.split(".")) for k in
-                         ("input_to_hidden.g", "hidden_to_output.g")}
-                        | {"hidden.theta": self.backend.get_var("hidden", "theta"),
-                           "assignments": self.assignments},
-                        {"snapshot": True, "driver": {"samples_seen": self.samples_seen}})
+        """Write the full checkpoint and a small weights-only snapshot for this sample count.
+
+        Snapshots (weights, θ, assignments, config) feed weight-evolution plots and can be
+        tested like any checkpoint; only ``checkpoint.npz`` can be resumed.
+        """
+        arrays = self.checkpoint_arrays()
+        meta = self.checkpoint_meta()
+        path = save_checkpoint(self.run_dir / "checkpoint.npz", arrays, meta)
+        save_checkpoint(self.run_dir / "snapshots" / f"samples-{self.samples_seen:08d}.npz",
+                        {k: arrays[k] for k in SNAPSHOT_KEYS}, {**meta, "snapshot": True})
         return path
 
     # -- schedule ------------------------------------------------------------------------
