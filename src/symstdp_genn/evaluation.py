@@ -52,11 +52,14 @@ def assignment_predictions(hidden_counts: np.ndarray, assignments: np.ndarray) -
     """Class with the highest mean count of its assigned neurons; classes without
     neurons are skipped (the original produced NaN); no evidence → ``SILENT``."""
     hidden_counts = np.asarray(hidden_counts, dtype=np.float64)
+    assignments = np.asarray(assignments)
+    members = np.zeros((assignments.size, N_CLASSES))
+    assigned = assignments != SILENT
+    members[np.flatnonzero(assigned), assignments[assigned]] = 1.0
+    sizes = members.sum(axis=0)
     scores = np.full((hidden_counts.shape[0], N_CLASSES), -np.inf)
-    for c in range(N_CLASSES):
-        members = assignments == c
-        if members.any():
-            scores[:, c] = hidden_counts[:, members].mean(axis=1)
+    present = sizes > 0
+    scores[:, present] = (hidden_counts @ members[:, present]) / sizes[present]
     pred = scores.argmax(axis=1)
     pred[~(scores.max(axis=1) > 0)] = SILENT
     return pred
