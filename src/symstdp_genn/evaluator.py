@@ -19,7 +19,7 @@ from .backends import create_backend
 from .backends.base import Backend
 from .config import Config
 from .evaluation import EvaluationResult, assign_neurons, class_responses, score
-from .network import INPUT_TO_HIDDEN, NetworkSpec, seed_sequence
+from .network import INPUT_TO_HIDDEN, NetworkSpec, seed_for
 from .simulation import Simulation
 
 log = logging.getLogger(__name__)
@@ -39,11 +39,8 @@ class Evaluator:
         if self._backend is None:
             self._backend = create_backend(self.backend_name, self.spec,
                                            batch_size=self.config.evaluation.batch_size,
-                                           seed=self._seed("evaluation"))
+                                           seed=seed_for(self.config, "evaluation"))
         return self._backend
-
-    def _seed(self, purpose: str) -> int:
-        return int(seed_sequence(self.config, purpose).generate_state(1, np.uint64)[0] >> 1)
 
     def run_pass(self, state: Mapping[str, np.ndarray], images: np.ndarray, purpose: str,
                  progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray,
@@ -51,7 +48,7 @@ class Evaluator:
         """Present ``images`` to a frozen copy of ``state``; counts and retry statistics."""
         backend = self.backend
         backend.set_state(state)
-        backend.reseed(self._seed(f"evaluation/{purpose}"))
+        backend.reseed(seed_for(self.config, f"evaluation/{purpose}"))
         sim = Simulation(backend, self.config)
         sim.set_mode("frozen")
         # frozen weights: one normalisation is what "before every presentation" amounts to

@@ -119,6 +119,11 @@ def seed_sequence(config: Config, purpose: str) -> np.random.SeedSequence:
     return np.random.SeedSequence([config.seed, key])
 
 
+def seed_for(config: Config, purpose: str) -> int:
+    """A 63-bit integer seed for one purpose (a backend's random streams)."""
+    return int(seed_sequence(config, purpose).generate_state(1, np.uint64)[0] >> 1)
+
+
 def build_network(config: Config) -> NetworkSpec:
     """The four-population network of spec §1–§2 for ``config``."""
     net = config.network

@@ -25,11 +25,17 @@ import numpy as np
 
 from .backends import create_backend, resolve
 from .checkpoint import Checkpoint, check_size, save_checkpoint
-from .config import Config, config_from_dict
+from .config import Config
 from .data import Dataset
 from .evaluation import SILENT, EvaluationResult, assign_neurons, assignment_predictions
 from .evaluator import Evaluator
-from .network import HIDDEN_TO_OUTPUT, build_network, initial_weights, seed_sequence
+from .network import (
+    HIDDEN_TO_OUTPUT,
+    build_network,
+    initial_weights,
+    seed_for,
+    seed_sequence,
+)
 from .progress import ProgressBar
 from .simulation import Simulation
 
@@ -49,10 +55,6 @@ class TrainingOutcome:
     presentations: int
     final: EvaluationResult | None
     interrupted: bool = False
-
-
-def seed_for(config: Config, purpose: str) -> int:
-    return int(seed_sequence(config, purpose).generate_state(1, np.uint64)[0] >> 1)
 
 
 class MetricsLog:
@@ -329,8 +331,3 @@ class Trainer:
             path = self.save()
         return TrainingOutcome(self.run_dir, path, self.samples_seen, elapsed, rate,
                                self.sim.presentations, final)
-
-
-def config_from_checkpoint(ckpt: Checkpoint) -> Config | None:
-    data = ckpt.meta.get("config")
-    return config_from_dict(data) if isinstance(data, dict) else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 
+from ..config import BACKENDS
 from ..errors import UserError
 from ..network import NetworkSpec
 from .base import Backend
@@ -16,7 +17,7 @@ from .base import Backend
 log = logging.getLogger(__name__)
 
 GENN_INSTALL_DOCS = "https://genn-team.github.io/genn/documentation/5/installation.html"
-NAMES = ("auto", "builtin", "genn-cuda", "genn-cpu")
+NAMES = BACKENDS
 
 
 def pygenn_available() -> bool:
