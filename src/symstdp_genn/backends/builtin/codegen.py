@@ -11,8 +11,10 @@ backend's operations).
 Per time step, as GeNN: (1) presynaptic spikes of the previous step are
 delivered and the presynaptic learning code runs, (2) postsynaptic learning
 runs for the previous step's target spikes, (3) every neuron population
-updates: postsynaptic models apply and decay their input, sim code, pre/post
-variable dynamics, threshold, then reset and pre/post spike code.
+updates: postsynaptic models apply and decay their input, sim code, pre- then
+postsynaptic variable dynamics, threshold; a spiking neuron then runs the pre-
+and postsynaptic spike code and finally its reset code (GeNN 5's
+``NeuronUpdateGroupMerged::generateNeuronUpdate`` order).
 
 Every per-neuron array has a leading batch axis and each batch lane is an
 independent simulation (lanes run in parallel with OpenMP); synaptic weights
@@ -331,10 +333,10 @@ class _Generator:
             code = self.sub(ps.sim_code, ps_names, {"injectCurrent": lambda x: f"Isyn += ({x})"})
             lines.append(f"        {{ // {proj.name} input\n{_indent(code, 3)}\n        }}")
         lines.append(_indent(self.sub(m.sim_code, names, rng_calls), 2))
-        for proj in incoming:
-            lines.append(_indent(wu_code(proj, "post_dynamics_code"), 2))
         for proj in outgoing:
             lines.append(_indent(wu_code(proj, "pre_dynamics_code"), 2))
+        for proj in incoming:
+            lines.append(_indent(wu_code(proj, "post_dynamics_code"), 2))
         threshold = self.sub(m.threshold_condition_code, names, rng_calls)
         lines.append(f"        {flags}[i] = ({threshold.strip()}) ? 1 : 0;")
         for var, _ in m.vars:
@@ -351,14 +353,15 @@ class _Generator:
             for var, _ in m.vars:
                 lines.append(f"        scalar l_{var} = {c[f'{pop.name}.{var}']}[i];")
         lines += load_wu
+        # as GeNN 5: emitting the spike runs the pre/post spike code, then the reset
+        for proj in outgoing:
+            lines.append(_indent(wu_code(proj, "pre_spike_code"), 2))
+        for proj in incoming:
+            lines.append(_indent(wu_code(proj, "post_spike_code"), 2))
         if m.reset_code.strip():
             lines.append(_indent(self.sub(m.reset_code, names, rng_calls), 2))
             for var, _ in m.vars:
                 lines.append(f"        {c[f'{pop.name}.{var}']}[i] = l_{var};")
-        for proj in incoming:
-            lines.append(_indent(wu_code(proj, "post_spike_code"), 2))
-        for proj in outgoing:
-            lines.append(_indent(wu_code(proj, "pre_spike_code"), 2))
         lines += store_wu
         lines.append("    }")
         lines.append(f"    {c[pop.name + '.spike_count']}[0] = nspk;")
