@@ -305,3 +305,25 @@ def test_results_do_not_depend_on_the_instruction_set(monkeypatch: pytest.Monkey
     baseline = final()
     for key, value in auto.items():
         np.testing.assert_array_equal(baseline[key], value, err_msg=key)
+
+
+def test_state_without_batch_axis_sets_each_neuron_and_bad_shapes_fail() -> None:
+    b = make(n_hidden=4, batch=2)
+    theta = np.array([20.0, 21.0, 22.0, 23.0], np.float32)
+    b.set_state({"hidden.theta": theta})  # one lane's values, as imported checkpoints hold
+    np.testing.assert_array_equal(b.get_var("hidden", "theta"), np.stack([theta, theta]))
+    with pytest.raises(ValueError, match=r"hidden\.theta"):
+        b.set_state({"hidden.theta": np.zeros(5, np.float32)})
+
+
+def test_reset_restores_initial_values() -> None:
+    b = make(seed=3)
+    g0 = b.get_weights("input_to_hidden")
+    rng0 = b.get_var("input", "rng")
+    b.set_var("input", "rate", 60.0)
+    b.run(200)
+    b.reset()
+    np.testing.assert_array_equal(b.get_weights("input_to_hidden"), g0)
+    np.testing.assert_array_equal(b.get_var("input", "rng"), rng0)
+    np.testing.assert_array_equal(b.get_var("hidden", "V"), -105.0)
+    np.testing.assert_array_equal(b.get_var("input", "rate"), 0.0)

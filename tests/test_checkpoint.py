@@ -54,10 +54,10 @@ def _write_original(folder: Path, n: int = N, g_rows: int = 784, c_rows: int | N
     folder.mkdir(parents=True, exist_ok=True)
     gp2e = (np.arange(g_rows * n, dtype=np.float64).reshape(g_rows, n) / 1000.0)
     ge2c = (np.arange((c_rows or n) * 10, dtype=np.float64).reshape(c_rows or n, 10) / 8.0)
-    theta = np.linspace(20.0, 21.5, n)
+    theta = np.linspace(20.0, 21.5, n)[None, :]  # imported as one batch lane
     np.savetxt(folder / "gP2E", gp2e, fmt="%.6f", delimiter=" ")
     np.savetxt(folder / "gE2C", ge2c, fmt="%.6f", delimiter="\t")
-    np.savetxt(folder / "theta", theta, fmt="%.6f")
+    np.savetxt(folder / "theta", theta[0], fmt="%.6f")
     return {"input_to_hidden.g": gp2e, "hidden_to_output.g": ge2c, "hidden.theta": theta}
 
 
@@ -310,7 +310,7 @@ def test_import_original_reads_row_major_text(tmp_path: Path) -> None:
     assert ckpt.n_hidden == N
     assert ckpt.arrays["input_to_hidden.g"].shape == (784, N)
     assert ckpt.arrays["hidden_to_output.g"].shape == (N, 10)
-    assert ckpt.arrays["hidden.theta"].shape == (N,)
+    assert ckpt.arrays["hidden.theta"].shape == (1, N)
     for key, value in want.items():
         assert ckpt.arrays[key].dtype == np.float32, key
         np.testing.assert_allclose(ckpt.arrays[key], value, rtol=1e-6, err_msg=key)
@@ -334,7 +334,7 @@ def test_import_original_single_neuron(tmp_path: Path) -> None:
     ckpt = import_original(tmp_path / "orig")
     assert ckpt.arrays["input_to_hidden.g"].shape == (784, 1)
     assert ckpt.arrays["hidden_to_output.g"].shape == (1, 10)
-    assert ckpt.arrays["hidden.theta"].shape == (1,)
+    assert ckpt.arrays["hidden.theta"].shape == (1, 1)
 
 
 def test_import_original_missing_files(tmp_path: Path) -> None:

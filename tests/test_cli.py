@@ -403,3 +403,28 @@ def test_snapshots_can_be_tested_but_not_resumed(trained: tuple[Run, Path]) -> N
                         "--no-progress"])
     assert result.code == 0
     assert len(_accuracy_lines(result.out)) == 2
+
+
+def test_original_text_checkpoint_reads_out_like_the_same_weights(
+        trained: tuple[Run, Path], tmp_path: Path) -> None:
+    """gP2E/gE2C/theta text files of a trained network give the supervised accuracy of
+    its weights-only snapshot (per-neuron θ survives the import; the labelling pass that
+    the import needs leaves no trace in the test pass)."""
+    _, run_dir = trained
+    snapshot = sorted((run_dir / "snapshots").glob("samples-*.npz"))[-1]
+    arrays = np.load(snapshot)
+    orig = tmp_path / "orig"
+    orig.mkdir()
+    np.savetxt(orig / "gP2E", arrays["input_to_hidden.g"])
+    np.savetxt(orig / "gE2C", arrays["hidden_to_output.g"])
+    np.savetxt(orig / "theta", arrays["hidden.theta"].ravel())
+    assert np.unique(arrays["hidden.theta"]).size > 1
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cli, "load_dataset", _fake_load_dataset)
+        args = ["--eval-samples", "20", "--no-progress"]
+        from_snapshot = _main(["--mode", "test", "--checkpoint", str(snapshot), *args])
+        from_text = _main(["--mode", "test", "--checkpoint", str(orig), "--preset", "mnist-100",
+                           "--seed", "3",
+                           "--set", "network.n_hidden=16", *args])
+    assert from_snapshot.code == 0 and from_text.code == 0, from_text.err
+    assert _accuracy_lines(from_text.out)[0] == _accuracy_lines(from_snapshot.out)[0]

@@ -67,6 +67,9 @@ class ScriptedBackend(Backend):
     def reseed(self, seed: int) -> None:
         pass
 
+    def reset(self) -> None:
+        pass
+
 
 IMAGE = np.full((1, 784), 80, np.uint8)
 

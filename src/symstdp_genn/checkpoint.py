@@ -140,7 +140,7 @@ def import_original(folder: Path) -> Checkpoint:
     arrays = {
         "input_to_hidden.g": _read_text_matrix(folder / "gP2E", (784, n)),
         "hidden_to_output.g": _read_text_matrix(folder / "gE2C", (n, 10)),
-        "hidden.theta": theta,
+        "hidden.theta": theta[None, :],  # one batch lane, as in saved checkpoints
     }
     return Checkpoint(arrays, {"format": FORMAT, "imported_from": str(folder)})
 

@@ -47,6 +47,10 @@ class Evaluator:
                                                             np.ndarray, float]:
         """Present ``images`` to a frozen copy of ``state``; counts and retry statistics."""
         backend = self.backend
+        # a pass depends only on (state, images, seed): what ``state`` lacks (an
+        # imported or weights-only checkpoint) starts from the initial values, not
+        # from wherever the previous pass left it
+        backend.reset()
         backend.set_state(state)
         backend.reseed(seed_for(self.config, f"evaluation/{purpose}"))
         sim = Simulation(backend, self.config)

@@ -62,6 +62,10 @@ class Backend(abc.ABC):
         """Restore :meth:`get_state`'s output (lane-0 state broadcasts to all lanes)."""
 
     @abc.abstractmethod
+    def reset(self) -> None:
+        """Every variable back to the spec's initial value (weights included)."""
+
+    @abc.abstractmethod
     def reseed(self, seed: int) -> None:
         """Restart every random stream from ``seed`` (evaluation passes use their own)."""
 

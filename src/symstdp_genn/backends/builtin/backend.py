@@ -53,6 +53,13 @@ class BuiltinBackend(Backend):
         self._initialise()
 
     # -- set-up ----------------------------------------------------------------
+    def reset(self) -> None:
+        """Back to the spec's initial values (weights included) and fresh streams."""
+        for arr in self._arrays.values():
+            arr.fill(0)
+        self.step = 0
+        self._initialise()
+
     def _initialise(self) -> None:
         for pop in self.spec.populations:
             for var, value in pop.var_init.items():
@@ -141,8 +148,14 @@ class BuiltinBackend(Backend):
             if self._specs[key].kind != "state" or key not in state:
                 continue
             value = np.asarray(state[key])
-            if self._specs[key].batched and value.shape[0] != self.batch_size:
-                value = value[:1]
+            if self._specs[key].batched:
+                if value.ndim == arr.ndim - 1:  # one lane's values, no batch axis
+                    value = value[None]
+                elif value.shape[0] != self.batch_size:  # lane 0 of another batch size
+                    value = value[:1]
+            skip = 1 if self._specs[key].batched else 0
+            if value.shape[skip:] != arr.shape[skip:]:
+                raise ValueError(f"state '{key}' has shape {value.shape}, expected {arr.shape}")
             arr[...] = np.broadcast_to(value.astype(arr.dtype, copy=False), arr.shape)
         if "__step__" in state:
             self.step = int(state["__step__"])
