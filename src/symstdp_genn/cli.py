@@ -32,7 +32,7 @@ from .evaluation import SILENT, EvaluationResult
 from .evaluator import Evaluator
 from .network import build_network
 from .progress import ProgressBar
-from .training import Trainer
+from .training import DRIVER_PREFIX, Trainer
 
 log = logging.getLogger("symstdp_genn")
 
@@ -214,7 +214,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     spec = build_network(config)
     backend = resolve(config.backend)
     evaluator = Evaluator(config, spec, backend)
-    state = {k: v for k, v in ckpt.arrays.items() if not k.startswith("driver.")}
+    state = {k: v for k, v in ckpt.arrays.items() if not k.startswith(DRIVER_PREFIX)}
     assignments = ckpt.arrays.get("assignments")
     show = not args.no_progress
     if assignments is None or np.all(assignments == SILENT):
