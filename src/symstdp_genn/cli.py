@@ -31,7 +31,6 @@ from .errors import UserError
 from .evaluation import SILENT, EvaluationResult
 from .evaluator import Evaluator
 from .network import build_network
-from .progress import ProgressBar
 from .training import DRIVER_PREFIX, Trainer
 
 log = logging.getLogger("symstdp_genn")
@@ -137,7 +136,7 @@ def _pct(x: float) -> str:
 
 
 def _print_result(result: EvaluationResult, what: str) -> None:
-    rate = result.n / result.seconds if result.seconds > 0 else float("nan")
+    rate = result.summary()["samples_per_s"]
     print(f"{what}: {result.n} images in {result.seconds:.0f} s ({rate:.1f} samples/s)")
     print(f"  supervised accuracy  {_pct(result.supervised_accuracy)}"
           f"   (silent output on {_pct(result.silent_fraction)})")
@@ -216,23 +215,17 @@ def cmd_test(args: argparse.Namespace) -> int:
     evaluator = Evaluator(config, spec, backend)
     state = {k: v for k, v in ckpt.arrays.items() if not k.startswith(DRIVER_PREFIX)}
     assignments = ckpt.arrays.get("assignments")
-    show = not args.no_progress
-    if assignments is None or np.all(assignments == SILENT):
-        n_label = min(config.evaluation.assignment_samples, len(dataset.train_images))
+    if assignments is not None and np.all(assignments == SILENT):
+        assignments = None
+    n_label = min(config.evaluation.assignment_samples, len(dataset.train_images))
+    if assignments is None:
         print(f"labelling hidden neurons on {n_label} training images (the checkpoint has no "
               "assignments)")
-        with ProgressBar(n_label, "labelling", show) as bar:
-            assignments = evaluator.label_neurons(
-                state, dataset.train_images[:n_label],
-                dataset.train_labels[:n_label].astype(np.int64), bar.advance)
-    n_test = config.evaluation.samples or len(dataset.test_images)
-    n_test = min(n_test, len(dataset.test_images))
+    n_test = min(config.evaluation.samples or len(dataset.test_images), len(dataset.test_images))
     print(f"testing {args.checkpoint} ({config.network.n_hidden} hidden neurons, "
           f"{config.dataset}) on the {backend} backend")
-    with ProgressBar(n_test, "testing", show) as bar:
-        result = evaluator.evaluate(state, dataset.test_images[:n_test],
-                                    dataset.test_labels[:n_test].astype(np.int64),
-                                    assignments, bar.advance)
+    _, result = evaluator.label_and_test(state, dataset, n_label, n_test,
+                                         show=not args.no_progress, assignments=assignments)
     _print_result(result, "validation" if config.training.validation else "test")
     return 0
 

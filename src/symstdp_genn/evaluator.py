@@ -18,8 +18,10 @@ import numpy as np
 from .backends import create_backend
 from .backends.base import Backend
 from .config import Config
+from .data import Dataset
 from .evaluation import EvaluationResult, assign_neurons, class_responses, score
 from .network import INPUT_TO_HIDDEN, NetworkSpec, seed_for
+from .progress import ProgressBar
 from .simulation import Simulation
 
 log = logging.getLogger(__name__)
@@ -88,3 +90,28 @@ class Evaluator:
                  assignments: np.ndarray, progress: Progress | None = None) -> EvaluationResult:
         hidden, output, retries, forced, seconds = self.run_pass(state, images, "test", progress)
         return score(labels, hidden, output, assignments, retries, forced, seconds)
+
+    def label_and_test(self, state: Mapping[str, np.ndarray], dataset: Dataset, n_label: int,
+                       n_test: int, show: bool = False, tag: str = "",
+                       assignments: np.ndarray | None = None,
+                       after_labelling: Callable[[np.ndarray], None] | None = None,
+                       ) -> tuple[np.ndarray, EvaluationResult]:
+        """Label hidden neurons on the first ``n_label`` training images (unless
+        ``assignments`` are given), then read out the first ``n_test`` test images,
+        with progress bars. ``after_labelling`` receives the new assignments before the
+        test pass (the trainer saves its checkpoint there)."""
+        suffix = f" ({tag})" if tag else ""
+        if assignments is None:
+            n_label = min(n_label, len(dataset.train_images))
+            with ProgressBar(n_label, "labelling" + suffix, show) as bar:
+                assignments = self.label_neurons(
+                    state, dataset.train_images[:n_label],
+                    dataset.train_labels[:n_label].astype(np.int64), bar.advance)
+            if after_labelling is not None:
+                after_labelling(assignments)
+        n_test = min(n_test, len(dataset.test_images))
+        with ProgressBar(n_test, "testing" + suffix, show) as bar:
+            result = self.evaluate(state, dataset.test_images[:n_test],
+                                   dataset.test_labels[:n_test].astype(np.int64),
+                                   assignments, bar.advance)
+        return assignments, result

@@ -235,26 +235,21 @@ class Trainer:
         With ``save_after_labelling`` the checkpoint (now holding the assignments) is
         written before the test pass, so it is safe whatever happens during testing.
         """
-        ds = self.dataset
-        state = self.backend.get_state()
-        n_label = min(n_label, len(ds.train_images))
-        n_test = min(n_test, len(ds.test_images))
-        with ProgressBar(n_label, f"labelling ({tag})", show) as bar:
-            self.assignments = self.evaluator.label_neurons(
-                state, ds.train_images[:n_label], ds.train_labels[:n_label].astype(np.int64),
-                bar.advance)
-        if save_after_labelling:
-            self.save()
-        with ProgressBar(n_test, f"testing ({tag})", show) as bar:
-            result = self.evaluator.evaluate(state, ds.test_images[:n_test],
-                                             ds.test_labels[:n_test].astype(np.int64),
-                                             self.assignments, bar.advance)
+        def keep(assignments: np.ndarray) -> None:
+            self.assignments = assignments
+            if save_after_labelling:
+                self.save()
+
+        n_label = min(n_label, len(self.dataset.train_images))
+        _, result = self.evaluator.label_and_test(
+            self.backend.get_state(), self.dataset, n_label, n_test, show, tag,
+            after_labelling=keep)
         self.metrics.write("evaluation", tag=tag, samples_seen=self.samples_seen,
                            labelled=n_label, **result.summary(),
                            supervised_confusion=result.supervised_confusion,
                            assignment_confusion=result.assignment_confusion)
         log.info("evaluation (%s) after %d samples on %d images: supervised %.2f %%, "
-                 "assignment %.2f %%, silent %.2f %%", tag, self.samples_seen, n_test,
+                 "assignment %.2f %%, silent %.2f %%", tag, self.samples_seen, result.n,
                  100 * result.supervised_accuracy, 100 * result.assignment_accuracy,
                  100 * result.silent_fraction)
         return result
