@@ -16,8 +16,10 @@ import io
 import json
 import os
 import platform
-import tempfile
+import secrets
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,23 +57,46 @@ def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, A
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "versions": versions(), **meta}
     payload = {**arrays, META_KEY: np.frombuffer(
         json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    write_npz(path, payload)
+    return path
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary file next to ``path`` (same suffix, so writers that go by the file name
+    pick the right format) that replaces ``path`` when the block ends without error; on an
+    error or Ctrl-C it is removed and ``path`` is left as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:  # like tempfile.mkstemp, but with the umask's permissions, not 0600
+        tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
-        with os.fdopen(fd, "wb") as handle:
-            with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as zf:
-                for key in sorted(payload):
-                    buf = io.BytesIO()
-                    np.lib.format.write_array(buf, np.asarray(payload[key]),
-                                              allow_pickle=False)
-                    info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
-                    info.compress_type = zipfile.ZIP_DEFLATED
-                    zf.writestr(info, buf.getvalue())
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write plain arrays (no pickle) as a deflated ``.npz`` atomically, with fixed zip
+    timestamps so equal arrays give equal bytes."""
+    path = Path(path)
+    with atomic_path(path) as tmp, tmp.open("wb") as handle:
+        with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as zf:
+            for key in sorted(arrays):
+                buf = io.BytesIO()
+                np.lib.format.write_array(buf, np.asarray(arrays[key]), allow_pickle=False)
+                info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, buf.getvalue())
+        handle.flush()
+        os.fsync(handle.fileno())
     return path
 
 
