@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +21,13 @@ from .backends import create_backend
 from .backends.base import Backend
 from .config import Config
 from .data import Dataset
-from .evaluation import EvaluationResult, assign_neurons, class_responses, score
+from .evaluation import (
+    EvaluationResult,
+    assign_neurons,
+    class_responses,
+    save_evaluation,
+    score,
+)
 from .network import INPUT_TO_HIDDEN, NetworkSpec, seed_for
 from .progress import ProgressBar
 from .simulation import Simulation
@@ -115,3 +123,20 @@ class Evaluator:
                                    dataset.test_labels[:n_test].astype(np.int64),
                                    assignments, bar.advance)
         return assignments, result
+
+
+def save_record(path: Path, result: EvaluationResult, config: Config, **meta: Any) -> Path | None:
+    """Keep the per-sample results of a test pass (``evaluation.npz``, for the figures).
+
+    The record is a by-product: a failed write is logged as a warning and returns None.
+    """
+    if result.record is None:
+        return None
+    try:
+        return save_evaluation(path, result.record, dataset=config.dataset,
+                               n_hidden=config.network.n_hidden, seed=config.seed,
+                               min_hidden_spikes=config.training.min_hidden_spikes,
+                               validation=config.training.validation, **meta)
+    except OSError as exc:
+        log.warning("could not write the evaluation record %s: %s", path, exc)
+        return None

@@ -27,8 +27,14 @@ from .backends import create_backend, resolve
 from .checkpoint import Checkpoint, check_size, save_checkpoint
 from .config import Config
 from .data import Dataset
-from .evaluation import SILENT, EvaluationResult, assign_neurons, assignment_predictions
-from .evaluator import Evaluator
+from .evaluation import (
+    EVALUATION_FILE,
+    SILENT,
+    EvaluationResult,
+    assign_neurons,
+    assignment_predictions,
+)
+from .evaluator import Evaluator, save_record
 from .network import (
     HIDDEN_TO_OUTPUT,
     build_network,
@@ -248,6 +254,10 @@ class Trainer:
                            labelled=n_label, **result.summary(),
                            supervised_confusion=result.supervised_confusion,
                            assignment_confusion=result.assignment_confusion)
+        if tag == "final":
+            save_record(self.run_dir / EVALUATION_FILE, result, self.config, tag=tag,
+                        samples_seen=self.samples_seen, labelled=n_label,
+                        checkpoint="checkpoint.npz")
         log.info("evaluation (%s) after %d samples on %d images: supervised %.2f %%, "
                  "assignment %.2f %%, silent %.2f %%", tag, self.samples_seen, result.n,
                  100 * result.supervised_accuracy, 100 * result.assignment_accuracy,
