@@ -1,4 +1,4 @@
-"""Command line: ``python run.py --mode train|test|data``.
+"""Command line: ``python run.py --mode train|test|plot|data``.
 
 Every problem a user can cause ends in one line on stderr and exit code 2;
 Ctrl-C during training saves a checkpoint and exits with 130.
@@ -7,6 +7,7 @@ Ctrl-C during training saves a checkpoint and exits with 130.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import sys
 import time
@@ -28,9 +29,10 @@ from .config import (
 )
 from .data import DATASETS, Dataset, ensure_dataset, load_dataset, validation_split
 from .errors import UserError
-from .evaluation import SILENT, EvaluationResult
-from .evaluator import Evaluator
+from .evaluation import EVALUATION_FILE, SILENT, EvaluationResult
+from .evaluator import Evaluator, save_record
 from .network import build_network
+from .plotting import FIGURES_DIR, FigureReport, draw_figures, draw_run, draw_safely
 from .training import DRIVER_PREFIX, Trainer
 
 log = logging.getLogger("symstdp_genn")
@@ -52,8 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train and test the supervised sym-STDP spiking network "
                     "(Hao et al., Neural Networks 2019).",
         epilog=f"presets: {', '.join(list_presets())}")
-    p.add_argument("--mode", choices=("train", "test", "data"), default="train",
-                   help="train a network, test a checkpoint, or fetch and verify a dataset")
+    p.add_argument("--mode", choices=("train", "test", "plot", "data"), default="train",
+                   help="train a network, test a checkpoint, draw a run's figures, or fetch "
+                        "and verify a dataset")
     p.add_argument("--preset", help=f"network/dataset preset (default {DEFAULT_PRESET})")
     p.add_argument("--config", type=Path, help="YAML config file (may name 'preset: NAME')")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -64,10 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, metavar="N", help="stop training after N samples")
     p.add_argument("--eval-samples", type=int, metavar="N",
                    help="evaluate on the first N test images (default: all)")
-    p.add_argument("--out", type=Path, help="run folder (default models/<preset>-s<seed>/)")
+    p.add_argument("--out", type=Path, help="run folder (default models/<preset>-s<seed>/); "
+                   "for --mode test: where evaluation.npz and figures/ go (default: the "
+                   "checkpoint's folder)")
     p.add_argument("--checkpoint", type=Path, help="checkpoint to test (.npz, or a folder with "
                    "the original code's gP2E, gE2C and theta files)")
     p.add_argument("--resume", type=Path, metavar="CHECKPOINT", help="continue training from it")
+    p.add_argument("--run", type=Path, metavar="FOLDER",
+                   help="run folder for --mode plot (figures go to FOLDER/figures/)")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="dataset cache folder (default ./data)")
     p.add_argument("--dataset", choices=(*DATASETS, "all"), default=None,
@@ -143,6 +150,12 @@ def _print_result(result: EvaluationResult, what: str) -> None:
     print(f"  assignment accuracy  {_pct(result.assignment_accuracy)}")
 
 
+def _print_figures(report: FigureReport | None) -> None:
+    if report is not None:
+        print(f"figures:    {report.out_dir} ({len(report.written)} files"
+              + (f", {len(report.failed)} failed" if report.failed else "") + ")")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     resume: Checkpoint | None = None
     base: Config | None = None
@@ -186,6 +199,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         _print_result(outcome.final, what)
     print(f"checkpoint: {outcome.checkpoint}\nmetrics:    {run_dir / 'metrics.jsonl'}\n"
           f"log:        {run_dir / 'log.txt'}")
+    _print_figures(draw_safely(lambda: draw_run(run_dir)))
     return 0
 
 
@@ -227,7 +241,36 @@ def cmd_test(args: argparse.Namespace) -> int:
     _, result = evaluator.label_and_test(state, dataset, n_label, n_test,
                                          show=not args.no_progress, assignments=assignments)
     _print_result(result, "validation" if config.training.validation else "test")
+    folder = Path(args.checkpoint) if Path(args.checkpoint).is_dir() else Path(
+        args.checkpoint).parent
+    out = args.out if args.out is not None else folder
+    record = save_record(out / EVALUATION_FILE, result, config, tag="test",
+                         samples_seen=ckpt.meta.get("driver", {}).get("samples_seen"),
+                         labelled=0 if assignments is not None else n_label,
+                         checkpoint=str(args.checkpoint))
+    if record is not None:
+        print(f"evaluation: {record}")
+    metrics = folder / "metrics.jsonl"
+    _print_figures(draw_safely(lambda: draw_figures(
+        out / FIGURES_DIR, ckpt, config=config, record=result.record,
+        metrics=metrics if metrics.is_file() else None)))
     return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    if args.run is None:
+        raise UserError("--mode plot needs --run FOLDER (a run folder written by training, "
+                        "e.g. models/mnist-400-s1)")
+    _setup_logging(args.verbose)
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UserError("--mode plot needs matplotlib: pip install matplotlib")
+    report = draw_run(args.run)
+    for message in report.skipped:
+        print(f"skipped: {message}")
+    # each failure was logged as a warning (stderr) where it happened
+    failed = f"; {len(report.failed)} failed (see the warnings above)" if report.failed else ""
+    print(f"{len(report.written)} figures written to {report.out_dir}{failed}")
+    return 1 if report.failed else 0
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -248,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_train(args)
         if args.mode == "test":
             return cmd_test(args)
+        if args.mode == "plot":
+            return cmd_plot(args)
         return cmd_data(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
