@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Reproduce a preset exactly as ``python run.py --mode train`` does, and report one table row.
+
+Runs the command line's own training path (``symstdp_genn.cli.main``) with the
+preset's settings — nothing tuned — into a fresh run folder, then prints one
+Markdown row: preset, backend, epochs (or the stated shorter protocol), training
+samples/s, supervised and assignment accuracy, wall time, and the exact
+``run.py`` command that trains the same network. ``--table FILE`` appends the
+row (and a header, if the file is new or empty).
+
+    python benchmarks/reproduce.py --preset mnist-400 --epochs 1 --table results.md
+    python benchmarks/reproduce.py --preset mnist-100 --samples 200 \\
+        --eval-samples 500 --label-samples 1000        # a quick check, stated in the row
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from symstdp_genn import cli  # noqa: E402
+from symstdp_genn.checkpoint import load_checkpoint  # noqa: E402
+from symstdp_genn.config import BACKENDS, DEFAULT_PRESET, list_presets  # noqa: E402
+
+HEADER = ("| preset | backend | protocol | training samples/s | supervised | assignment "
+          "| wall time | command |\n| --- | --- | --- | --- | --- | --- | --- | --- |")
+
+
+def _relative(path: Path) -> str:
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def train_argv(args: argparse.Namespace, out: Path) -> list[str]:
+    """The ``run.py`` arguments of this reproduction (paths relative to the repository)."""
+    argv = ["--mode", "train", "--preset", args.preset, "--epochs", str(args.epochs)]
+    if args.samples is not None:
+        argv += ["--samples", str(args.samples)]
+    if args.backend is not None:
+        argv += ["--backend", args.backend]
+    if args.eval_samples is not None:
+        argv += ["--eval-samples", str(args.eval_samples)]
+    if args.label_samples is not None:
+        argv += ["--set", f"evaluation.assignment_samples={args.label_samples}"]
+    return [*argv, "--out", _relative(out)]
+
+
+def read_results(run_dir: Path) -> dict[str, object]:
+    """Speed and final accuracies from the run's ``metrics.jsonl``; backend from its checkpoint."""
+    events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+              if line.strip()]
+    train = [e for e in events if e.get("event") == "train"]
+    final = [e for e in events if e.get("event") == "evaluation" and e.get("tag") == "final"]
+    if not train or not final:
+        raise SystemExit(f"error: {run_dir / 'metrics.jsonl'} has no training or final "
+                         "evaluation record; the run did not finish")
+    meta = load_checkpoint(run_dir / "checkpoint.npz").meta
+    return {"samples_seen": train[-1]["samples_seen"], "samples_per_s": train[-1]["samples_per_s"],
+            "final": final[-1], "backend": meta.get("backend", "?"),
+            "test_images": final[-1]["n"], "labelled": final[-1].get("labelled")}
+
+
+def _pct(value: object) -> str:
+    return "n/a" if value is None else f"{100 * float(value):.2f} %"
+
+
+def markdown_row(args: argparse.Namespace, results: dict[str, object], wall_s: float,
+                 command: str) -> str:
+    final = results["final"]
+    protocol = f"{args.epochs} epoch{'s' if args.epochs != 1 else ''}"
+    if args.samples is not None:
+        protocol = f"{results['samples_seen']} samples (shortened)"
+    notes = []
+    if args.eval_samples is not None:
+        notes.append(f"first {results['test_images']} test images")
+    if args.label_samples is not None:
+        notes.append(f"labelled on {results['labelled']} training images")
+    if notes:
+        protocol += "; " + ", ".join(notes)
+    speed = results["samples_per_s"]
+    cells = [args.preset, str(results["backend"]), protocol,
+             "n/a" if speed is None else f"{float(speed):.0f}",
+             _pct(final.get("supervised_accuracy")), _pct(final.get("assignment_accuracy")),
+             f"{wall_s:.0f} s" if wall_s < 120 else f"{wall_s / 60:.1f} min", f"`{command}`"]
+    return "| " + " | ".join(cells) + " |"
+
+
+def append_row(table: Path, row: str) -> None:
+    table = Path(table)
+    new = not table.is_file() or not table.read_text().strip()
+    with table.open("a") as handle:
+        if new:
+            handle.write(HEADER + "\n")
+        handle.write(row + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=list_presets())
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--samples", type=int, default=None,
+                   help="stop after N training samples (a stated shorter protocol)")
+    p.add_argument("--backend", choices=BACKENDS, default=None)
+    p.add_argument("--eval-samples", type=int, default=None,
+                   help="test on the first N test images only (stated in the row)")
+    p.add_argument("--label-samples", type=int, default=None,
+                   help="label hidden neurons on N training images instead of the preset's "
+                        "(stated in the row)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="run folder (default models/repro-<preset>-...; never overwritten)")
+    p.add_argument("--table", type=Path, default=None, help="Markdown file to append the row to")
+    p.add_argument("--data-dir", type=Path, default=None, help="dataset cache (default ./data)")
+    args = p.parse_args(argv)
+
+    length = f"n{args.samples}" if args.samples is not None else f"e{args.epochs}"
+    base = args.out or ROOT / "models" / f"repro-{args.preset}-{length}"
+    out = cli._fresh_run_dir(Path(base).resolve())
+    run_argv = train_argv(args, out)
+    command = shlex.join(["python", "run.py", *run_argv])
+    extra = ["--data-dir", str(args.data_dir or ROOT / "data")]
+    if not sys.stderr.isatty():
+        extra.append("--no-progress")
+    print(f"$ {command}", flush=True)
+    tic = time.perf_counter()
+    code = cli.main([*run_argv[:-1], str(out), *extra])
+    wall = time.perf_counter() - tic
+    if code != 0:
+        print(f"training exited with code {code}; no row written", file=sys.stderr)
+        return code
+    row = markdown_row(args, read_results(out), wall, command)
+    print(row)
+    if args.table is not None:
+        append_row(args.table, row)
+        print(f"appended to {args.table}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
