@@ -47,6 +47,12 @@ def resolve(name: str) -> str:
         if not genn_backend_available():
             raise UserError(f"backend '{name}': this version of symstdp-genn has no GeNN "
                             "backend module yet; use --backend builtin")
+        if name == "genn-cuda":
+            from .genn import cuda_problem
+
+            problem = cuda_problem()
+            if problem is not None:
+                raise UserError(f"backend 'genn-cuda' cannot run here: {problem}")
     return name
 
 
