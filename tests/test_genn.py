@@ -213,21 +213,33 @@ def test_cuda_without_a_device_is_one_line(capsys: pytest.CaptureFixture[str]) -
     assert len(err) == 1 and "genn-cuda" in err[0] and problem in err[0]
 
 
+#: seeds of the statistical comparison. One training run of 1 000 samples is noisy:
+#: across seeds the supervised accuracy of one backend has a standard deviation of
+#: ~1.8 points, and the same network evaluated twice with other random streams moves
+#: by up to ~3 points, so a single-seed difference says little (seed 1 alone: 6.9
+#: points). The mean over eight seeds has a standard error of ~0.9 points.
+STATISTICAL_SEEDS = tuple(range(1, 9))
+
+
 @pytest.mark.slow
 @pytest.mark.integration
 def test_mnist_100_accuracy_matches_the_builtin_backend(tmp_path: Path) -> None:
-    """Statistical equivalence: 1 000 training and 1 000 test samples, same seed."""
-    accuracies = {}
-    for backend in ("builtin", "genn-cpu"):
-        out = tmp_path / backend
-        code = cli.main(["--mode", "train", "--preset", "mnist-100", "--backend", backend,
-                         "--samples", "1000", "--eval-samples", "1000",
-                         "--set", "evaluation.assignment_samples=1000",
-                         "--set", "evaluation.batch_size=1",
-                         "--out", str(out), "--no-progress"])
-        assert code == 0
-        records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-        final = [r for r in records if r.get("tag") == "final"][-1]
-        accuracies[backend] = final["supervised_accuracy"]
-    assert accuracies["builtin"] > 0.5
-    assert abs(accuracies["genn-cpu"] - accuracies["builtin"]) <= 0.02, accuracies
+    """Statistical equivalence: 1 000 training and 1 000 test samples per seed, same seeds;
+    the mean supervised accuracies differ by at most 2 points."""
+    accuracies: dict[str, list[float]] = {"builtin": [], "genn-cpu": []}
+    for seed in STATISTICAL_SEEDS:
+        for backend, values in accuracies.items():
+            out = tmp_path / f"{backend}-{seed}"
+            code = cli.main(["--mode", "train", "--preset", "mnist-100", "--backend", backend,
+                             "--seed", str(seed), "--samples", "1000", "--eval-samples", "1000",
+                             "--set", "evaluation.assignment_samples=1000",
+                             "--set", "evaluation.batch_size=1",
+                             "--out", str(out), "--no-progress"])
+            assert code == 0
+            records = [json.loads(line)
+                       for line in (out / "metrics.jsonl").read_text().splitlines()]
+            values.append([r for r in records if r.get("tag") == "final"][-1][
+                "supervised_accuracy"])
+    means = {k: float(np.mean(v)) for k, v in accuracies.items()}
+    assert means["builtin"] > 0.5, accuracies
+    assert abs(means["genn-cpu"] - means["builtin"]) <= 0.02, accuracies

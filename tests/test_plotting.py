@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -425,6 +426,22 @@ def test_plot_mode_redraws_every_figure(trained: tuple[Run, Path]) -> None:
     skipped = [line for line in run.out.splitlines() if line.startswith("skipped:")]
     assert len(skipped) == (0 if HAVE_SKLEARN else 1)
     assert _no_temp_files(run_dir)
+
+
+def test_snapshot_figures_are_drawn_once_per_snapshot(trained: tuple[Run, Path]) -> None:
+    """Large runs have many snapshots: a snapshot's PNG is redrawn only when the
+    snapshot is newer than it."""
+    _, run_dir = trained
+    assert _main(["--mode", "plot", "--run", str(run_dir)]).code == 0
+    tiles = sorted((run_dir / "figures" / "receptive-fields").glob("*.png"))
+    assert len(tiles) == 3
+    stamps = [p.stat().st_mtime_ns for p in tiles]
+    snapshot = sorted((run_dir / "snapshots").glob("*.npz"))[0]
+    os.utime(snapshot, ns=(stamps[0] + 10**9, stamps[0] + 10**9))
+    assert _main(["--mode", "plot", "--run", str(run_dir)]).code == 0
+    after = [p.stat().st_mtime_ns for p in tiles]
+    assert after[1:] == stamps[1:]
+    assert after[0] != stamps[0]
 
 
 def test_plot_mode_skips_figures_whose_input_is_missing(trained: tuple[Run, Path],

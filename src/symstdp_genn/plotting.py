@@ -672,6 +672,8 @@ def draw_figures(out_dir: Path, checkpoint: Checkpoint | None, *,
 
         for samples, snap in snaps:
             target = out_dir / "receptive-fields" / f"samples-{samples:08d}.png"
+            if target.is_file() and target.stat().st_mtime_ns >= snap.stat().st_mtime_ns:
+                continue  # drawn from this very snapshot before: large runs have many
             _attempt(report, str(target.relative_to(out_dir)),
                      lambda s=samples, p=snap, t=target: draw_receptive_fields(t, load(p), s))
         _attempt(report, "weight-evolution.gif", lambda: draw_weight_evolution(
