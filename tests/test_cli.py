@@ -403,6 +403,10 @@ def test_snapshots_can_be_tested_but_not_resumed(trained: tuple[Run, Path]) -> N
                         "--no-progress"])
     assert result.code == 0
     assert len(_accuracy_lines(result.out)) == 2
+    # a checkpoint that is not a run's checkpoint.npz reports into NAME-test/ beside it
+    report = snapshot.parent / f"{snapshot.stem}-test"
+    assert (report / "evaluation.npz").is_file()
+    assert not (run_dir / "snapshots" / "evaluation.npz").exists()
 
 
 def test_original_text_checkpoint_reads_out_like_the_same_weights(

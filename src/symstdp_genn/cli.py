@@ -68,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-samples", type=int, metavar="N",
                    help="evaluate on the first N test images (default: all)")
     p.add_argument("--out", type=Path, help="run folder (default models/<preset>-s<seed>/); "
-                   "for --mode test: where evaluation.npz and figures/ go (default: the "
-                   "checkpoint's folder)")
+                   "for --mode test: where evaluation.npz and figures/ go (default: the run "
+                   "folder for a run's checkpoint.npz, else NAME-test/ beside the checkpoint)")
     p.add_argument("--checkpoint", type=Path, help="checkpoint to test (.npz, or a folder with "
                    "the original code's gP2E, gE2C and theta files)")
     p.add_argument("--resume", type=Path, metavar="CHECKPOINT", help="continue training from it")
@@ -241,9 +241,13 @@ def cmd_test(args: argparse.Namespace) -> int:
     _, result = evaluator.label_and_test(state, dataset, n_label, n_test,
                                          show=not args.no_progress, assignments=assignments)
     _print_result(result, "validation" if config.training.validation else "test")
-    folder = Path(args.checkpoint) if Path(args.checkpoint).is_dir() else Path(
-        args.checkpoint).parent
-    out = args.out if args.out is not None else folder
+    path = Path(args.checkpoint)
+    folder = path if path.is_dir() else path.parent
+    # a run's own checkpoint reports into its run folder; any other file (a shipped
+    # network, a snapshot) into '<name>-test/' beside it, so reports never collide
+    default_out = folder if path.is_dir() or path.name == "checkpoint.npz" else (
+        folder / f"{path.stem}-test")
+    out = args.out if args.out is not None else default_out
     record = save_record(out / EVALUATION_FILE, result, config, tag="test",
                          samples_seen=ckpt.meta.get("driver", {}).get("samples_seen"),
                          labelled=0 if assignments is not None else n_label,
