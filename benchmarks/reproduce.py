@@ -9,6 +9,7 @@ samples/s, supervised and assignment accuracy, wall time, and the exact
 row (and a header, if the file is new or empty).
 
     python benchmarks/reproduce.py --preset mnist-400 --epochs 1 --table results.md
+    python benchmarks/reproduce.py --preset mnist-400 --schedule layerwise --table results.md
     python benchmarks/reproduce.py --preset mnist-100 --samples 200 \\
         --eval-samples 500 --label-samples 1000        # a quick check, stated in the row
 """
@@ -46,6 +47,9 @@ def train_argv(args: argparse.Namespace, out: Path) -> list[str]:
     argv = ["--mode", "train", "--preset", args.preset, "--epochs", str(args.epochs)]
     if args.samples is not None:
         argv += ["--samples", str(args.samples)]
+    if args.schedule == "layerwise":
+        argv += ["--set", "training.schedule=layerwise",
+                 "--set", f"training.output_epochs={args.output_epochs}"]
     if args.backend is not None:
         argv += ["--backend", args.backend]
     if args.eval_samples is not None:
@@ -78,6 +82,9 @@ def markdown_row(args: argparse.Namespace, results: dict[str, object], wall_s: f
                  command: str) -> str:
     final = results["final"]
     protocol = f"{args.epochs} epoch{'s' if args.epochs != 1 else ''}"
+    if args.schedule == "layerwise":
+        protocol = (f"layerwise: {protocol} joint + {args.output_epochs} hidden→output "
+                    f"epoch{'s' if args.output_epochs != 1 else ''}")
     if args.samples is not None:
         protocol = f"{results['samples_seen']} samples (shortened)"
     notes = []
@@ -110,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--samples", type=int, default=None,
                    help="stop after N training samples (a stated shorter protocol)")
+    p.add_argument("--schedule", choices=("joint", "layerwise"), default="joint",
+                   help="joint (default) or the original's layerwise schedule")
+    p.add_argument("--output-epochs", type=int, default=1,
+                   help="hidden→output-only epochs of the layerwise schedule")
     p.add_argument("--backend", choices=BACKENDS, default=None)
     p.add_argument("--eval-samples", type=int, default=None,
                    help="test on the first N test images only (stated in the row)")
