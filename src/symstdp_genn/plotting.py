@@ -460,7 +460,7 @@ def draw_accuracy(path: Path, curves: AccuracyCurves, references: Sequence[Refer
     right = max((int(x.max()) for x in xs if x.size), default=1)
     ax.set_xlim(0, right * 1.08)
     ax.grid(alpha=0.3)
-    ax.set_title(title)
+    ax.set_title(title, wrap=True)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
     return _save(fig, path)
 
@@ -489,7 +489,7 @@ def draw_confusions(path: Path, confusions: dict[str, np.ndarray], dataset: str 
     fig.colorbar(im, ax=axes, shrink=0.85,
                  label="fraction of the true class (row-normalised); numbers: image counts")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, wrap=True)
     return _save(fig, path)
 
 
@@ -532,7 +532,7 @@ def draw_hidden_spikes(path: Path, summary: SpikeSummary, title: str, passname: 
     _integer_counts(ax)
     ax.set_xlabel(f"hidden-layer spikes per {passname} image (accepted presentation)")
     ax.set_ylabel(f"{passname} images")
-    ax.set_title(title)
+    ax.set_title(title, wrap=True)
     ax.legend(loc="center right", fontsize=8)
     return _save(fig, path)
 
@@ -553,7 +553,7 @@ def draw_tsne(path: Path, embedding: np.ndarray, labels: np.ndarray, dataset: st
                        alpha=0.8, linewidths=0)
     ax.set_xlabel("t-SNE dimension 1 (arbitrary units)")
     ax.set_ylabel("t-SNE dimension 2 (arbitrary units)")
-    ax.set_title(title)
+    ax.set_title(title, wrap=True)
     ax.legend(title="true class", markerscale=2.5, fontsize=8, loc="center left",
               bbox_to_anchor=(1.0, 0.5))
     return _save(fig, path)
