@@ -24,7 +24,7 @@ from symstdp_genn.evaluation import load_evaluation
 
 ROOT = Path(__file__).resolve().parents[1]
 PRETRAINED = ROOT / "models" / "pretrained"
-SHIPPED = {"mnist-400": "mnist", "fashion-400": "fashion-mnist"}
+SHIPPED = {"mnist-400": "mnist", "mnist-1600": "mnist", "fashion-400": "fashion-mnist"}
 
 
 def _record(name: str) -> dict:
