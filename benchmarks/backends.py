@@ -33,9 +33,10 @@ sys.path.insert(0, str(ROOT / "src"))
 from symstdp_genn.backends import genn_backend_available  # noqa: E402
 from symstdp_genn.config import load_config  # noqa: E402
 from symstdp_genn.data import load_dataset  # noqa: E402
-from symstdp_genn.evaluator import Evaluator  # noqa: E402
-from symstdp_genn.network import build_network  # noqa: E402
 from symstdp_genn.training import Trainer  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from speed import test_speed  # noqa: E402
 
 BATCHES = {"builtin": (1, 8, 16), "genn-cpu": (1,), "genn-cuda": (1, 16, 64, 256)}
 
@@ -61,8 +62,7 @@ def train_rate(preset: str, backend: str, n: int, data) -> dict[str, float]:
                                             "training.checkpoint_every=0"])
     with tempfile.TemporaryDirectory() as tmp:
         tic = time.perf_counter()
-        trainer = Trainer(config, data, Path(tmp))
-        _ = trainer.backend
+        trainer = Trainer(config, data, Path(tmp))  # builds the backend
         build = time.perf_counter() - tic
         tic = time.perf_counter()
         trainer.train(show_progress=False, final_evaluation=False)
@@ -71,15 +71,6 @@ def train_rate(preset: str, backend: str, n: int, data) -> dict[str, float]:
         b = trainer.backend
     return {"build_s": build, "samples_per_s": n / wall,
             "normalize_share": getattr(b, "normalize_seconds", 0.0) / wall, "state": state}
-
-
-def test_rate(preset: str, backend: str, batch: int, n: int, data, state) -> float:
-    config = load_config(preset, overrides=[f"evaluation.batch_size={batch}",
-                                            f"backend={backend}"])
-    ev = Evaluator(config, build_network(config), backend)
-    _ = ev.backend  # build outside the timing
-    _, _, _, _, seconds = ev.run_pass(state, data.test_images[:n], "test")
-    return n / seconds
 
 
 def main() -> None:
@@ -103,7 +94,7 @@ def main() -> None:
         base = None
         for backend in backends:
             tr = train_rate(preset, backend, n_train, data)
-            tests = {b: test_rate(preset, backend, b, n_test, data, tr["state"])
+            tests = {b: test_speed(preset, n_test, b, data, tr["state"], backend)
                      for b in BATCHES[backend]}
             best = max(tests, key=tests.get)
             if base is None:

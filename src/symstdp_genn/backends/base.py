@@ -15,6 +15,22 @@ import numpy as np
 from ..network import NetworkSpec
 
 
+def lane_values(key: str, value: np.ndarray, shape: tuple[int, ...], batched: bool
+                ) -> np.ndarray:
+    """Shape a saved state array for an array of ``shape``: a batched array takes one
+    lane's values (no batch axis) or lane 0 of another batch size; the rest must match."""
+    value = np.asarray(value)
+    if batched:
+        if value.ndim == len(shape) - 1:
+            value = value[None]
+        elif value.shape[0] != shape[0]:
+            value = value[:1]
+    skip = 1 if batched else 0
+    if value.shape[skip:] != tuple(shape[skip:]):
+        raise ValueError(f"state '{key}' has shape {value.shape}, expected {shape}")
+    return value
+
+
 class Backend(abc.ABC):
     """A built, runnable network: one or more independent lanes of the same spec."""
 

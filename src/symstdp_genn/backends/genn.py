@@ -58,7 +58,7 @@ from pygenn.genn_model import backend_modules
 
 from ..errors import UserError
 from ..network import NetworkSpec, Population, Projection
-from .base import Backend
+from .base import Backend, lane_values
 
 log = logging.getLogger(__name__)
 
@@ -190,10 +190,6 @@ class GeNNBackend(Backend):
                  device: str = "cuda"):
         if device not in _GENN_BACKENDS:
             raise ValueError(f"device must be one of {sorted(_GENN_BACKENDS)}")
-        if device == "cuda":
-            problem = cuda_problem()
-            if problem is not None:
-                raise UserError(f"backend 'genn-cuda' cannot run here: {problem}")
         if device == "cpu" and batch_size > 1:
             log.info("GeNN's single-threaded CPU backend simulates one lane; "
                      "using batch size 1 instead of %d", batch_size)
@@ -302,6 +298,7 @@ class GeNNBackend(Backend):
         self._recording = {name: self._model._runtime.get_array(self._pops[name], "recordSpk")
                            for name in self._counts}
         self.step = 0
+        self._streams_fresh = True  # no random number drawn since the load
         for pop in self.spec.populations:
             for param in pop.dynamic_params:
                 self.set_dynamic_param(pop.name, param, pop.params[param])
@@ -336,13 +333,17 @@ class GeNNBackend(Backend):
             return syn.post_vars[var], (self.batch_size, n_post), False
         raise KeyError(f"{target} has no variable '{var}'")
 
-    def get_var(self, target: str, var: str) -> np.ndarray:
+    def _pulled(self, target: str, var: str) -> np.ndarray:
+        """The host view of a variable after a pull (not a copy)."""
         obj, shape, per_synapse = self._variable(target, var)
         obj.pull_from_device()
         view = np.asarray(obj.view)
         if per_synapse:  # lanes hold identical copies; the interface shows one
-            return view.reshape(-1, *shape)[0].copy()
-        return view.reshape(shape).copy()
+            return view.reshape(-1, *shape)[0]
+        return view.reshape(shape)
+
+    def get_var(self, target: str, var: str) -> np.ndarray:
+        return self._pulled(target, var).copy()
 
     def set_var(self, target: str, var: str, values: np.ndarray | float) -> None:
         obj, shape, per_synapse = self._variable(target, var)
@@ -369,6 +370,7 @@ class GeNNBackend(Backend):
             raise ValueError("the GeNN backend runs every lane (supports_active_mask is False)")
         tic = time.perf_counter()
         model = self._model
+        self._streams_fresh = False
         remaining = int(steps)
         while remaining > 0:
             chunk = min(remaining, RECORDING_STEPS)
@@ -414,8 +416,7 @@ class GeNNBackend(Backend):
         if projection not in self._scalers:
             raise ValueError(f"{projection}: normalisation needs dense weights 'g'")
         tic = time.perf_counter()
-        g = self.get_var(projection, "g")
-        sums = g.sum(axis=0, dtype=np.float64)
+        sums = self._pulled(projection, "g").sum(axis=0, dtype=np.float64)
         factor = np.ones_like(sums, dtype=np.float32)
         positive = sums > 0.0
         factor[positive] = (target_sum / sums[positive]).astype(np.float32)
@@ -452,16 +453,7 @@ class GeNNBackend(Backend):
             if key not in state:
                 continue
             _, shape, per_synapse = self._variable(target, var)
-            value = np.asarray(state[key])
-            if not per_synapse:
-                if value.ndim == len(shape) - 1:
-                    value = value[None]
-                elif value.shape[0] != self.batch_size:
-                    value = value[:1]
-            skip = 0 if per_synapse else 1
-            if value.shape[skip:] != shape[skip:]:
-                raise ValueError(f"state '{key}' has shape {value.shape}, expected {shape}")
-            self.set_var(target, var, value)
+            self.set_var(target, var, lane_values(key, state[key], shape, not per_synapse))
         if "__step__" in state:
             self.step = int(state["__step__"])
 
@@ -477,6 +469,8 @@ class GeNNBackend(Backend):
         if seed != self.seed:
             log.debug("GeNN compiles its seed in: streams restart from build seed %d, "
                       "not %d", self._build_seed, seed)
+        if self._streams_fresh:
+            return
         state = self.get_state()
         self.reset()
         self.set_state(state)

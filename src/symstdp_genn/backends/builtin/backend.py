@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ...network import NetworkSpec
-from ..base import Backend
+from ..base import Backend, lane_values
 from .codegen import ArraySpec, generate
 from .compiler import compile_library
 
@@ -147,15 +147,7 @@ class BuiltinBackend(Backend):
         for key, arr in self._arrays.items():
             if self._specs[key].kind != "state" or key not in state:
                 continue
-            value = np.asarray(state[key])
-            if self._specs[key].batched:
-                if value.ndim == arr.ndim - 1:  # one lane's values, no batch axis
-                    value = value[None]
-                elif value.shape[0] != self.batch_size:  # lane 0 of another batch size
-                    value = value[:1]
-            skip = 1 if self._specs[key].batched else 0
-            if value.shape[skip:] != arr.shape[skip:]:
-                raise ValueError(f"state '{key}' has shape {value.shape}, expected {arr.shape}")
+            value = lane_values(key, state[key], arr.shape, self._specs[key].batched)
             arr[...] = np.broadcast_to(value.astype(arr.dtype, copy=False), arr.shape)
         if "__step__" in state:
             self.step = int(state["__step__"])
