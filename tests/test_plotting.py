@@ -479,7 +479,7 @@ def test_one_broken_figure_is_reported_and_the_rest_drawn(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("no ink")
 
-    monkeypatch.setattr(plotting, "draw_theta", broken)
+    monkeypatch.setattr(plotting.run, "draw_theta", broken)
     report = plotting.draw_run(bare, tmp_path / "figs")
     assert report.failed == ["theta.png: RuntimeError: no ink"]
     assert sorted(p.name for p in report.written) == ["hidden-to-output.png",
@@ -509,7 +509,7 @@ def test_figures_failing_never_fail_training(tmp_path: Path,
 
 def test_draw_safely_without_matplotlib(monkeypatch: pytest.MonkeyPatch,
                                         caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr(plotting, "matplotlib_available", lambda: False)
+    monkeypatch.setattr(plotting.run, "matplotlib_available", lambda: False)
     with caplog.at_level(logging.WARNING):
         assert plotting.draw_safely(lambda: pytest.fail("must not draw")) is None
     assert "matplotlib is not installed" in caplog.text
