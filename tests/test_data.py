@@ -6,9 +6,11 @@ skips when it is not there.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -442,3 +444,132 @@ def test_real_mnist_from_cache() -> None:
     assert abs(ds.train_images.mean() - 33.3) < 0.1
     v = validation_split(ds)
     assert v.train_images.shape == (50000, 784) and v.test_images.shape == (10000, 784)
+
+
+# ------------------------------------------------------------------------------------------
+# issue 8: numbered bad copies, read-only folders, a stamp `touch -r` cannot fool, where
+# the data folder is
+# ------------------------------------------------------------------------------------------
+
+
+def _corrupt_keeping_mtime(path: Path) -> bytes:
+    """Flip the last byte in place (same size, same inode) and put the old times back, as
+    ``touch -r`` would; returns the corrupted content."""
+    st = path.stat()
+    with open(path, "r+b") as f:
+        f.seek(-1, os.SEEK_END)
+        last = f.read(1)
+        f.seek(-1, os.SEEK_END)
+        f.write(bytes([last[0] ^ 0xFF]))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (
+        st.st_size, st.st_mtime_ns, st.st_ino)
+    return path.read_bytes()
+
+
+def test_stamp_detects_corruption_with_restored_mtime(
+    tmp_path: Path, tiny: dict[str, np.ndarray]
+) -> None:
+    _write_all(tmp_path / "tiny", tiny)
+    ensure_dataset("tiny", tmp_path)  # verified and stamped
+    path = tmp_path / "tiny" / FILES[0]
+    time.sleep(0.01)  # a ctime tick apart from the stamp's
+    bad = _corrupt_keeping_mtime(path)
+    with pytest.raises(UserError, match="wrong checksum"):
+        ensure_dataset("tiny", tmp_path)
+    assert (tmp_path / "tiny" / f"{FILES[0]}.bad-sha256").read_bytes() == bad
+
+
+def test_every_corrupted_copy_is_kept_numbered(
+    tmp_path: Path, tiny: dict[str, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "tiny"
+    src = tmp_path / "registry"
+    _write_all(src, tiny)
+    monkeypatch.setattr(data.sources, "SOURCES", [("fake", _dir_source(src, []))])
+    _write_all(folder, tiny)
+    copies = []
+    for k in range(3):
+        ensure_dataset("tiny", tmp_path)  # verified (refetched after the first round)
+        copy = f"corrupted copy {k}".encode()
+        (folder / FILES[1]).write_bytes(copy)
+        copies.append(copy)
+    ensure_dataset("tiny", tmp_path)
+    names = [f"{FILES[1]}.bad-sha256", f"{FILES[1]}.bad-sha256.2", f"{FILES[1]}.bad-sha256.3"]
+    assert sorted(p.name for p in folder.glob("*.bad-sha256*")) == names
+    assert [(folder / n).read_bytes() for n in names] == copies
+    np.testing.assert_array_equal(read_idx(folder / FILES[1]), tiny[FILES[1]])
+
+
+def _read_only_mkstemp(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Make creating files in ``folder`` fail as on a read-only mount (also as root, whom
+    permission bits do not stop)."""
+    real = tempfile.mkstemp
+
+    def mkstemp(*args: object, dir: object = None, **kw: object) -> tuple[int, str]:
+        if dir is not None and Path(str(dir)).resolve() == folder.resolve():
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(*args, dir=dir, **kw)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_read_only_data_folder_is_one_line(
+    tmp_path: Path, tiny: dict[str, np.ndarray], monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    folder = tmp_path / "tiny"
+    _write_all(folder, tiny)
+    src = tmp_path / "registry"
+    _write_all(src, tiny)
+    monkeypatch.setattr(data.sources, "SOURCES", [("fake", _dir_source(src, []))])
+    if damage == "missing":
+        (folder / FILES[2]).unlink()
+    else:
+        (folder / FILES[2]).write_bytes(b"garbage")
+    _read_only_mkstemp(monkeypatch, folder)
+    with pytest.raises(UserError) as info:
+        ensure_dataset("tiny", tmp_path)
+    msg = str(info.value)
+    assert "\n" not in msg and "not writable" in msg and str(folder) in msg
+    assert FILES[2] in msg and ("missing" if damage == "missing" else "wrong checksum") in msg
+    assert "--data-dir" in msg
+    # nothing was moved aside or half-written
+    assert sorted(p.name for p in folder.iterdir() if p.name != ".verified") == sorted(
+        f for f in FILES if damage == "corrupt" or f != FILES[2])
+
+
+def test_read_only_data_folder_with_good_files_still_loads(
+    tmp_path: Path, tiny: dict[str, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_all(tmp_path / "tiny", tiny)
+    _read_only_mkstemp(monkeypatch, tmp_path / "tiny")
+    ds = load_dataset("tiny", tmp_path)  # verified by hashing; the stamp just is not written
+    np.testing.assert_array_equal(ds.test_labels, tiny[FILES[3]])
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders anyway")
+def test_read_only_data_folder_by_permissions(
+    tmp_path: Path, tiny: dict[str, np.ndarray]
+) -> None:
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(UserError, match="not writable"):
+            ensure_dataset("tiny", tmp_path)
+    finally:
+        folder.chmod(0o755)
+
+
+def test_default_data_dir_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)  # the working directory plays no part
+    assert data.default_data_dir() == REPO / "data"  # tests run from a source checkout
+    monkeypatch.setenv(data.DATA_ENV, str(tmp_path / "elsewhere"))
+    assert data.default_data_dir() == tmp_path / "elsewhere"
+    monkeypatch.delenv(data.DATA_ENV)
+    monkeypatch.setattr(data.datasets, "_source_checkout", lambda: None)  # installed package
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert data.default_data_dir() == tmp_path / "cache" / "symstdp-genn" / "data"

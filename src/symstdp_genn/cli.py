@@ -27,7 +27,14 @@ from .config import (
     list_presets,
     load_config,
 )
-from .data import DATASETS, Dataset, ensure_dataset, load_dataset, validation_split
+from .data import (
+    DATASETS,
+    Dataset,
+    default_data_dir,
+    ensure_dataset,
+    load_dataset,
+    validation_split,
+)
 from .errors import UserError
 from .evaluation import EVALUATION_FILE, SILENT, EvaluationResult
 from .evaluator import Evaluator, save_record
@@ -45,12 +52,21 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit code 2), like every other error."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"error: {message} (see python run.py --help)\n")
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def program_name(argv0: str | None = None) -> str:
+    """How the user started us, for usage and help: ``run.py``, ``symstdp-genn`` (the
+    console script) or ``python -m symstdp_genn``; the arguments are the same."""
+    name = Path(argv0 if argv0 is not None else (sys.argv[0] if sys.argv else "")).name
+    if name in ("__main__.py", "-m", "-c", ""):
+        return "python -m symstdp_genn"
+    return name
+
+
+def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
     p = _Parser(
-        prog="run.py",
+        prog=prog,
         description="Train and test the supervised sym-STDP spiking network "
                     "(Hao et al., Neural Networks 2019).",
         epilog=f"presets: {', '.join(list_presets())}")
@@ -76,9 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", type=Path, metavar="FOLDER",
                    help="run folder for --mode plot (figures go to FOLDER/figures/)")
     p.add_argument("--data-dir", type=Path, default=None,
-                   help="dataset cache folder (default ./data)")
+                   help="dataset cache folder (default: $SYMSTDP_DATA, else the project's "
+                        "data/ when running from a source checkout, else "
+                        "~/.cache/symstdp-genn/data)")
     p.add_argument("--dataset", choices=(*DATASETS, "all"), default=None,
-                   help="dataset for --mode data (default: the config's)")
+                   help="dataset for --mode data only (default: the config's); other modes "
+                        "take the dataset from the preset or config (config key 'dataset')")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("--version", action="version", version=f"symstdp-genn {__version__}")
@@ -119,7 +138,7 @@ def _setup_logging(verbose: bool, log_file: Path | None = None) -> None:
 
 
 def _load_data(config: Config, data_dir: Path | None) -> Dataset:
-    folder = data_dir if data_dir is not None else ROOT / "data"
+    folder = data_dir if data_dir is not None else default_data_dir()
     dataset = load_dataset(config.dataset, folder)
     if config.training.validation:
         dataset = validation_split(dataset)
@@ -280,7 +299,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_data(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose)
     names = list(DATASETS) if args.dataset == "all" else [args.dataset or _config_for(args).dataset]
-    folder = args.data_dir if args.data_dir is not None else ROOT / "data"
+    folder = args.data_dir if args.data_dir is not None else default_data_dir()
     for name in names:
         tic = time.perf_counter()
         path = ensure_dataset(name, folder)
@@ -288,9 +307,18 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _refuse_misplaced_flags(args: argparse.Namespace) -> None:
+    """Flags that the chosen mode would silently ignore are refused instead."""
+    if args.dataset is not None and args.mode != "data":
+        raise UserError(f"--dataset applies to --mode data only; for --mode {args.mode} the "
+                        "dataset comes from the preset or config: choose a preset (e.g. "
+                        "--preset fashion-400) or --set dataset=NAME")
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    args = build_parser(prog or program_name()).parse_args(argv)
     try:
+        _refuse_misplaced_flags(args)
         if args.mode == "train":
             return cmd_train(args)
         if args.mode == "test":

