@@ -37,9 +37,10 @@ from .data import (
 )
 from .errors import UserError
 from .evaluation import EVALUATION_FILE, SILENT, EvaluationResult
-from .evaluator import Evaluator, save_record
+from .evaluator import Evaluator, labelling_samples, save_record
 from .network import build_network
 from .plotting import FIGURES_DIR, FigureReport, draw_figures, draw_run, draw_safely
+from .progress import ConsoleFilter, ConsoleFormatter
 from .training import DRIVER_PREFIX, Trainer
 
 log = logging.getLogger("symstdp_genn")
@@ -127,8 +128,10 @@ def _setup_logging(verbose: bool, log_file: Path | None = None) -> None:
     for handler in list(root.handlers):
         root.removeHandler(handler)
     console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    console.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not verbose:  # warnings, plus the notices a user must see (progress.notice)
+        console.addFilter(ConsoleFilter())
+    console.setFormatter(ConsoleFormatter())
     root.addHandler(console)
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -250,7 +253,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     assignments = ckpt.arrays.get("assignments")
     if assignments is not None and np.all(assignments == SILENT):
         assignments = None
-    n_label = min(config.evaluation.assignment_samples, len(dataset.train_images))
+    n_label = labelling_samples(config, len(dataset.train_images))
     if assignments is None:
         print(f"labelling hidden neurons on {n_label} training images (the checkpoint has no "
               "assignments)")

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import UserError
+from ..progress import notice
 from . import sources as _sources
 from .cache import (
     _cached_ok,
@@ -76,13 +77,17 @@ def ensure_dataset(name: str, data_dir: str | os.PathLike[str]) -> Path:
             bad.append(fname)
         gz = folder / f"{fname}.gz"
         if gz.is_file() and _install_candidate(gz, folder / fname, expect):
-            log.info("decompressed %s from %s", fname, gz.name)
+            notice(log, "%s: decompressed %s from %s", spec.name, fname, gz.name)
             stamp[fname] = {**_stat_key(folder / fname), "sha256": expect[1]}
             continue
         missing.add(fname)
         stamp.pop(fname, None)
 
     tried: list[str] = [f"{folder} ({len(missing)} of {len(spec.files)} files missing)"]
+    if missing:
+        notice(log, "%s: %d of %d files missing in %s; fetching them (tried in order: %s)",
+               spec.name, len(missing), len(spec.files), folder,
+               ", ".join(label for label, _ in _sources.SOURCES) or "no sources")
     for label, source in _sources.SOURCES:
         if not missing:
             break
@@ -107,7 +112,7 @@ def ensure_dataset(name: str, data_dir: str | os.PathLike[str]) -> Path:
                     stamp[fname] = {**_stat_key(folder / fname), "sha256": spec.files[fname][1]}
                     missing.discard(fname)
                     got.append(fname)
-            log.info("%s: %s supplied %d verified file(s)", spec.name, label, len(got))
+            notice(log, "%s: %s supplied %d verified file(s)", spec.name, label, len(got))
             if missing:
                 tried.append(f"{label}: still missing {', '.join(sorted(missing))}")
 

@@ -21,6 +21,7 @@ from ..evaluation import (
     EvaluationRecord,
     load_evaluation,
 )
+from ..progress import notice
 from .accuracy import accuracy_curves, draw_accuracy, read_metrics, reference_lines
 from .common import FIGURES_DIR, TSNE_INSTALL, TSNE_SAMPLES
 from .responses import (
@@ -51,8 +52,13 @@ class FigureReport:
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
 
-    def skip(self, message: str) -> None:
-        log.info("figure skipped: %s", message)
+    def skip(self, message: str, *, tell: bool = False) -> None:
+        """Record a figure left out; ``tell``: the user can fix it (a missing package), so
+        the line also goes to the terminal, not only to the log."""
+        if tell:
+            notice(log, "figure skipped: %s", message)
+        else:
+            log.info("figure skipped: %s", message)
         self.skipped.append(message)
 
 
@@ -194,7 +200,7 @@ def draw_figures(out_dir: Path, checkpoint: Checkpoint | None, *,
         out_dir / "hidden-spikes.png", spike_summary(record, min_spikes),
         f"{name}: hidden spikes per {passname} image (N={n_hidden}{evaluated})", passname))
     if not tsne_available():
-        report.skip(f"t-SNE: scikit-learn is not installed; {TSNE_INSTALL}")
+        report.skip(f"t-SNE: scikit-learn is not installed; {TSNE_INSTALL}", tell=True)
     elif record.hidden_counts.shape[0] < 10:
         report.skip(f"t-SNE: only {record.hidden_counts.shape[0]} test responses kept "
                     "(needs at least 10)")

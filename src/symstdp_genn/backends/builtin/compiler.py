@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 
 from ...errors import UserError
+from ...progress import notice
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ def compile_library(source: str, name: str) -> Path:
         src = Path(tmp) / f"{name}.c"
         src.write_text(source)
         out = Path(tmp) / "lib.so"
-        log.info("compiling %s with %s", name, cc)
+        notice(log, "compiling the %s model with %s (once; cached in %s)", name, cc, folder)
         res = subprocess.run([cc, *flags, str(src), "-o", str(out), "-lm"],
                              capture_output=True, text=True, check=False)
         if res.returncode != 0:
