@@ -317,3 +317,9 @@ def test_final_labelling_of_a_short_run_uses_the_scaled_set(
     told = [r.getMessage() for r in caplog.records if progress.is_notice(r)]
     assert "final evaluation: labelling hidden neurons on 1000 training images, then " \
            "testing on 20" in told
+
+
+@pytest.mark.parametrize("mode", ["train", "test", "data"])
+def test_rf_order_outside_plot_mode_is_refused(mode: str) -> None:
+    code, _, err = _main(["--mode", mode, "--rf-order", "index"])
+    assert "--rf-order applies to --mode plot only" in _one_error_line(code, err)

@@ -92,6 +92,9 @@ def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
     p.add_argument("--resume", type=Path, metavar="CHECKPOINT", help="continue training from it")
     p.add_argument("--run", type=Path, metavar="FOLDER",
                    help="run folder for --mode plot (figures go to FOLDER/figures/)")
+    p.add_argument("--rf-order", choices=("class", "index"), default=None,
+                   help="--mode plot: receptive-field tiles grouped by assigned class "
+                        "(default, when the network has assignments) or in neuron order")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="dataset cache folder (default: $SYMSTDP_DATA, else the project's "
                         "data/ when running from a source checkout, else "
@@ -290,7 +293,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose)
     if importlib.util.find_spec("matplotlib") is None:
         raise UserError("--mode plot needs matplotlib: pip install matplotlib")
-    report = draw_run(args.run)
+    report = draw_run(args.run, rf_by_class=args.rf_order != "index")
     for message in report.skipped:
         print(f"skipped: {message}")
     # each failure was logged as a warning (stderr) where it happened
@@ -316,6 +319,10 @@ def _refuse_misplaced_flags(args: argparse.Namespace) -> None:
         raise UserError(f"--dataset applies to --mode data only; for --mode {args.mode} the "
                         "dataset comes from the preset or config: choose a preset (e.g. "
                         "--preset fashion-400) or --set dataset=NAME")
+    if args.rf_order is not None and args.mode != "plot":
+        raise UserError(f"--rf-order applies to --mode plot only (--mode {args.mode} draws "
+                        "tiles grouped by class); redraw with --mode plot --run FOLDER "
+                        "--rf-order index")
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:

@@ -21,9 +21,12 @@ from .accuracy import (
     AccuracyCurves,
     Curve,
     accuracy_curves,
+    accuracy_figure,
     draw_accuracy,
     read_metrics,
+    reference_label,
     reference_lines,
+    y_range,
 )
 from .common import (
     DPI,
@@ -52,6 +55,7 @@ from .responses import (
 from .run import FigureReport, draw_figures, draw_run, draw_safely, matplotlib_available
 from .weights import (
     HiddenOutputData,
+    TileLayout,
     draw_hidden_output,
     draw_receptive_fields,
     draw_theta,
@@ -61,7 +65,9 @@ from .weights import (
     hidden_output_order,
     list_snapshots,
     receptive_field_grid,
+    receptive_fields_figure,
     theta_values,
+    tile_layout,
 )
 
 __all__ = [
@@ -80,7 +86,9 @@ __all__ = [
     "FigureReport",
     "HiddenOutputData",
     "SpikeSummary",
+    "TileLayout",
     "accuracy_curves",
+    "accuracy_figure",
     "class_names",
     "confusions_from_metrics",
     "draw_accuracy",
@@ -102,9 +110,13 @@ __all__ = [
     "normalised_confusion",
     "read_metrics",
     "receptive_field_grid",
+    "receptive_fields_figure",
+    "reference_label",
     "reference_lines",
     "spike_summary",
     "theta_values",
+    "tile_layout",
     "tsne_available",
     "tsne_embedding",
+    "y_range",
 ]

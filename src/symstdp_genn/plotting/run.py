@@ -99,7 +99,7 @@ def _attempt(report: FigureReport, name: str, draw: Callable[[], Path | list[Pat
 def draw_figures(out_dir: Path, checkpoint: Checkpoint | None, *,
                  config: Config | None = None, record: EvaluationRecord | None = None,
                  metrics: Path | None = None, snapshot_dir: Path | None = None,
-                 label: str = "") -> FigureReport:
+                 label: str = "", rf_by_class: bool = True) -> FigureReport:
     """Draw every figure the given inputs allow into ``out_dir``.
 
     ``checkpoint`` feeds the receptive fields, hidden→output weights and θ; ``record``
@@ -107,7 +107,9 @@ def draw_figures(out_dir: Path, checkpoint: Checkpoint | None, *,
     t-SNE; ``metrics`` (``metrics.jsonl``) the accuracy curve (and the confusion
     matrices when there is no record); ``snapshot_dir`` the per-snapshot receptive
     fields and the weight-evolution GIF. A missing input skips its figures with one
-    log line; a figure that fails is logged as a warning and reported.
+    log line; a figure that fails is logged as a warning and reported. ``rf_by_class``
+    groups the receptive-field tiles by assigned class when there are assignments (the
+    per-snapshot grids and the GIF keep neuron order: snapshots hold no assignments).
     """
     out_dir = Path(out_dir)
     report = FigureReport(out_dir)
@@ -133,11 +135,12 @@ def draw_figures(out_dir: Path, checkpoint: Checkpoint | None, *,
     else:
         arrays = checkpoint.arrays
         samples = _samples_seen(checkpoint)
-        _attempt(report, "receptive-fields.png", lambda: draw_receptive_fields(
-            out_dir / "receptive-fields.png", arrays["input_to_hidden.g"], samples))
         assignments = arrays.get("assignments")
         if (assignments is None or np.all(assignments == SILENT)) and record is not None:
             assignments = record.assignments
+        _attempt(report, "receptive-fields.png", lambda: draw_receptive_fields(
+            out_dir / "receptive-fields.png", arrays["input_to_hidden.g"], samples,
+            assignments=assignments, by_class=rf_by_class, dataset=dataset))
         _attempt(report, "hidden-to-output.png", lambda: draw_hidden_output(
             out_dir / "hidden-to-output.png", arrays["hidden_to_output.g"], assignments,
             samples, dataset))
@@ -173,7 +176,8 @@ def draw_figures(out_dir: Path, checkpoint: Checkpoint | None, *,
         refs = reference_lines(dataset, n_hidden)
         _attempt(report, "accuracy.png", lambda: draw_accuracy(
             out_dir / "accuracy.png", curves, refs,
-            f"{name}: accuracy during training (N={n_hidden}, {dataset})"))
+            f"{name}: accuracy during training (N={n_hidden}, {dataset})",
+            config.training.running_window if config is not None else None))
 
     # 4. confusion matrices
     if record is not None:
@@ -224,7 +228,8 @@ def _load_record(path: Path, report_skip: Callable[[str], None]) -> EvaluationRe
         return None
 
 
-def draw_run(run_dir: Path, out_dir: Path | None = None) -> FigureReport:
+def draw_run(run_dir: Path, out_dir: Path | None = None, rf_by_class: bool = True
+             ) -> FigureReport:
     """(Re)draw every figure of a training run folder into ``<run>/figures/``.
 
     Raises :class:`UserError` when the folder does not exist or holds no readable
@@ -244,7 +249,8 @@ def draw_run(run_dir: Path, out_dir: Path | None = None) -> FigureReport:
     report = draw_figures(Path(out_dir) if out_dir else run_dir / FIGURES_DIR, checkpoint,
                           config=_config_of(checkpoint, run_dir), record=record,
                           metrics=run_dir / "metrics.jsonl",
-                          snapshot_dir=run_dir / "snapshots", label=run_dir.name)
+                          snapshot_dir=run_dir / "snapshots", label=run_dir.name,
+                          rf_by_class=rf_by_class)
     for message in skipped:
         report.skip(message)
     return report

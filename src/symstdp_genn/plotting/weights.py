@@ -39,21 +39,67 @@ def grid_shape(n: int) -> tuple[int, int]:
     return side, side
 
 
-def receptive_field_grid(weights: np.ndarray, gap: int = 1) -> np.ndarray:
+@dataclass
+class TileLayout:
+    """Where each hidden neuron's 28×28 tile goes in a receptive-field grid."""
+
+    rows: int
+    cols: int
+    position: np.ndarray  # [N, 2] (tile row, tile column) of neuron j
+    #: (class, first tile row, end tile row, neurons) of each class block; empty when the
+    #: tiles are in neuron order. SILENT: neurons without an assignment.
+    groups: list[tuple[int, int, int, int]]
+
+    @property
+    def by_class(self) -> bool:
+        return bool(self.groups)
+
+
+def tile_layout(n: int, assignments: np.ndarray | None = None) -> TileLayout:
+    """Neuron order (tile ``j`` at row ``j // cols``, column ``j % cols``) or, given
+    assignments with at least one class, one block of rows per assigned class (0..9, then
+    neurons without a class), each block starting on a new row, neurons in index order
+    within it: tiles of a class side by side show what that class learned."""
+    rows, cols = grid_shape(n)
+    if assignments is None or not np.any(np.asarray(assignments) != SILENT):
+        position = np.array([divmod(j, cols) for j in range(n)], dtype=np.int64).reshape(n, 2)
+        return TileLayout(rows, cols, position, [])
+    classes = np.asarray(assignments, dtype=np.int64)
+    if classes.shape != (n,):
+        raise ValueError(f"assignments must be [{n}], got {classes.shape}")
+    position = np.zeros((n, 2), dtype=np.int64)
+    groups = []
+    row = 0
+    for k in [*range(N_CLASSES), SILENT]:
+        members = np.flatnonzero(classes == k)
+        if not members.size:
+            continue
+        for i, j in enumerate(members):
+            r, c = divmod(i, cols)
+            position[j] = (row + r, c)
+        block = math.ceil(members.size / cols)
+        groups.append((k, row, row + block, int(members.size)))
+        row += block
+    return TileLayout(row, cols, position, groups)
+
+
+def receptive_field_grid(weights: np.ndarray, gap: int = 1,
+                         layout: TileLayout | None = None) -> np.ndarray:
     """Input→hidden weights ``[784, N]`` as one image of 28×28 tiles.
 
-    Tile (r, c) is column ``r·cols + c`` reshaped row-major to 28×28, at pixel offset
-    ``(r·(28+gap), c·(28+gap))``; gaps and tiles without a neuron are NaN.
+    Neuron ``j``'s column, reshaped row-major to 28×28, goes to tile
+    ``layout.position[j]`` (default: neuron order, tile (r, c) = column ``r·cols + c``)
+    at pixel offset ``(r·(28+gap), c·(28+gap))``; gaps and tiles without a neuron are NaN.
     """
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 2 or w.shape[0] != SIDE * SIDE:
         raise ValueError(f"input->hidden weights must be [784, N], got {w.shape}")
     n = w.shape[1]
-    rows, cols = grid_shape(n)
+    layout = layout if layout is not None else tile_layout(n)
     step = SIDE + gap
-    grid = np.full((rows * step - gap, cols * step - gap), np.nan)
+    grid = np.full((layout.rows * step - gap, layout.cols * step - gap), np.nan)
     for j in range(n):
-        r, c = divmod(j, cols)
+        r, c = layout.position[j]
         grid[r * step: r * step + SIDE, c * step: c * step + SIDE] = w[:, j].reshape(SIDE, SIDE)
     return grid
 
@@ -119,34 +165,61 @@ def gif_frames(n: int, limit: int = MAX_GIF_FRAMES) -> list[int]:
     return sorted({round(i * (n - 1) / (limit - 1)) for i in range(limit)})
 
 
-def _grid_axes(ax: Any, n: int) -> None:
-    rows, cols = grid_shape(n)
+def _grid_axes(ax: Any, n: int, layout: TileLayout | None = None,
+               dataset: str = "mnist") -> None:
+    layout = layout if layout is not None else tile_layout(n)
     ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_xlabel(f"tile column: neuron j at row j // {cols}, column j % {cols}")
-    ax.set_ylabel(f"tile row ({rows}×{cols} tiles of 28×28 input pixels)")
+    if not layout.by_class:
+        ax.set_yticks([])
+        ax.set_xlabel(f"hidden neurons in index order, {layout.cols} per row\n"
+                      "(each tile: one neuron's weights from the 28×28 input pixels)")
+        ax.set_ylabel(f"{layout.rows} rows of {layout.cols} neurons")
+        return
+    step = SIDE + 1
+    names = class_names(dataset)
+    ax.set_yticks([(lo + hi) / 2 * step - 1 for _, lo, hi, _ in layout.groups],
+                  [f"{'none' if k == SILENT else names[k]} ({count})"
+                   for k, _, _, count in layout.groups], fontsize=8)
+    ax.tick_params(axis="y", length=0)
+    for _, _, hi, _ in layout.groups[:-1]:
+        ax.axhline(hi * step - 1, color="tab:blue", lw=1.5)
+    ax.set_xlabel("hidden neurons grouped by assigned class, in index order within it\n"
+                  "(each tile: one neuron's weights from the 28×28 input pixels)")
+    ax.set_ylabel("assigned class (neurons)")
 
 
-def _rf_size(n: int, limit: float) -> float:
-    rows, _ = grid_shape(n)
+def _rf_size(n: int, limit: float, rows: int | None = None) -> float:
+    rows = rows if rows is not None else grid_shape(n)[0]
     return float(np.clip(rows * (SIDE + 1) / DPI * 1.1, 5.0, limit))
 
 
 def draw_receptive_fields(path: Path, weights: np.ndarray, samples: int | None,
-                          vmax: float | None = None) -> Path:
-    grid = receptive_field_grid(weights)
+                          vmax: float | None = None, assignments: np.ndarray | None = None,
+                          by_class: bool = True, dataset: str = "mnist") -> Path:
+    """Write :func:`receptive_fields_figure` to ``path``."""
+    return _save(receptive_fields_figure(weights, samples, vmax, assignments, by_class,
+                                         dataset), path)
+
+
+def receptive_fields_figure(weights: np.ndarray, samples: int | None,
+                            vmax: float | None = None, assignments: np.ndarray | None = None,
+                            by_class: bool = True, dataset: str = "mnist") -> Any:
+    """The receptive-field grid; with ``by_class`` (the default) and assignments that
+    name at least one class, tiles are grouped by assigned class and labelled."""
     n = np.asarray(weights).shape[1]
-    size = _rf_size(n, 20.0)
-    fig = _figure(size + 1.2, size + 0.4)
+    layout = tile_layout(n, assignments if by_class else None)
+    grid = receptive_field_grid(weights, layout=layout)
+    size = _rf_size(n, 20.0, layout.rows)
+    fig = _figure(size + 1.2 + (0.8 if layout.by_class else 0.0), size + 0.4)
     ax = fig.add_subplot()
     cmap = _cmap("hot_r")
     top = vmax if vmax is not None else (float(np.nanmax(grid)) if np.isfinite(grid).any()
                                          else 1.0)
     im = ax.imshow(grid, cmap=cmap, vmin=0.0, vmax=top or 1.0, interpolation="nearest")
-    _grid_axes(ax, n)
+    _grid_axes(ax, n, layout, dataset)
     ax.set_title(f"input→hidden receptive fields (N={n})\n{_samples_text(samples)}")
     fig.colorbar(im, ax=ax, shrink=0.8, label=WEIGHT_LABEL)
-    return _save(fig, path)
+    return fig
 
 
 def draw_weight_evolution(path: Path, snapshots: Sequence[tuple[int, Path]],
