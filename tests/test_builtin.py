@@ -376,3 +376,19 @@ def test_compiler_failure_says_what_it_printed(tmp_path: Path, monkeypatch: pyte
     assert "\n" not in msg
     assert f"'probe' with {cc} failed: {expect} (source kept at " in msg
     assert ":  (" not in msg  # never an empty reason
+
+
+def test_compiling_is_a_notice_for_the_terminal(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    from symstdp_genn.progress import is_notice
+
+    monkeypatch.setenv("SYMSTDP_GENN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SYMSTDP_GENN_ISA", "baseline")
+    with caplog.at_level("INFO"):
+        lib = compiler.compile_library("int f(void) { return 1; }\n", "probe")
+        again = compiler.compile_library("int f(void) { return 1; }\n", "probe")
+    assert lib == again and lib.is_file()
+    told = [r.getMessage() for r in caplog.records if is_notice(r)]
+    assert len(told) == 1  # the second call is served from the cache
+    assert told[0].startswith("compiling the probe model with ") and "(once; cached in" in told[0]

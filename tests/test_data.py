@@ -573,3 +573,24 @@ def test_default_data_dir_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(data.datasets, "_source_checkout", lambda: None)  # installed package
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert data.default_data_dir() == tmp_path / "cache" / "symstdp-genn" / "data"
+
+
+def test_fetching_is_a_notice_for_the_terminal(
+    tmp_path: Path, tiny: dict[str, np.ndarray], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    from symstdp_genn.progress import is_notice
+
+    src = tmp_path / "registry"
+    _write_all(src, tiny)
+    monkeypatch.setattr(data.sources, "SOURCES", [("fake registry", _dir_source(src, []))])
+    with caplog.at_level("INFO"):
+        ensure_dataset("tiny", tmp_path)
+        told = [r.getMessage() for r in caplog.records if is_notice(r)]
+        assert told == [
+            f"tiny: 4 of 4 files missing in {tmp_path / 'tiny'}; fetching them (tried in "
+            "order: fake registry)",
+            "tiny: fake registry supplied 4 verified file(s)"]
+        caplog.clear()
+        ensure_dataset("tiny", tmp_path)  # all cached: nothing to tell
+        assert [r for r in caplog.records if is_notice(r)] == []

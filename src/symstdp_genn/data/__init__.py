@@ -14,12 +14,16 @@ Why this package looks the way it does:
 * Every file is verified *before* it is moved into the cache, and every write goes to a
   temporary file in the same folder followed by :func:`os.replace`, so an interrupted fetch
   never leaves a half-written file that looks complete.
-* Hashing 55 MB on every start would cost a noticeable fraction of a second, so the result
-  of a verification is remembered in a ``.verified`` stamp keyed by file size and mtime; a
-  file that changed afterwards is hashed again.
+* Hashing 55 MB on every start costs time that grows on slower machines, so the result
+  of a verification is remembered in a ``.verified`` stamp keyed by file size, mtime, inode
+  and ctime; a file that changed afterwards -- even with its mtime put back -- is hashed
+  again (see :mod:`.cache`).
 * A cached file whose checksum does not match is never used: it is renamed aside
-  (``<file>.bad-sha256``, so nothing a user put there is destroyed) and fetched again; if no
-  source can supply it, :func:`ensure_dataset` raises :class:`UserError`.
+  (``<file>.bad-sha256``, then ``.bad-sha256.2``..., so nothing a user put there is
+  destroyed) and fetched again; if no source can supply it, or the folder cannot be written,
+  :func:`ensure_dataset` raises :class:`UserError`.
+* The default data folder (:func:`default_data_dir`) never depends on the working
+  directory.
 
 Modules: :mod:`.idx` (the file format), :mod:`.specs` (the dataset table), :mod:`.cache`
 (checksums, stamps, atomic writes), :mod:`.sources` (registry packages and mirrors),
