@@ -672,3 +672,10 @@ def test_plot_mode_rf_order_index_keeps_neuron_order(trained: tuple[Run, Path],
     assert (tmp_path / "i.png").read_bytes() == by_index
     run = _main(["--mode", "plot", "--run", str(run_dir)])
     assert run.code == 0 and target.read_bytes() == by_class
+
+
+def test_reference_labels_do_not_overlap() -> None:
+    refs = plotting.reference_lines("mnist", 100)  # a line at 82.9 over a band 80-82
+    places = plotting.accuracy.reference_label_places(refs, 60.0)
+    assert places == [(82.9, True), (80.0, False)]  # the band's label goes under it
+    assert plotting.accuracy.reference_label_places(refs, 6.0) == [(82.9, True), (82.0, True)]

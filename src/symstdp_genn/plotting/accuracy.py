@@ -156,6 +156,25 @@ def y_range(curves: AccuracyCurves, references: Sequence[Reference]) -> tuple[fl
     return lo, hi
 
 
+def reference_label_places(references: Sequence[Reference], span: float,
+                           height: float = 0.05) -> list[tuple[float, bool]]:
+    """(y, above) for each reference's label: above its line (or band), unless that would
+    overlap the label of a higher reference (within ``height`` of the axis span), then
+    under it."""
+    places: list[tuple[float, bool]] = [(r.high, True) for r in references]
+    boxes: list[tuple[float, float]] = []  # (bottom, top) of each placed label
+    for i in sorted(range(len(references)), key=lambda k: -references[k].high):
+        ref = references[i]
+        y, above = ref.high, True
+        box = (y, y + height * span)
+        if any(b[0] < box[1] and box[0] < b[1] for b in boxes):
+            y, above = ref.low, False
+            box = (y - height * span, y)
+        boxes.append(box)
+        places[i] = (y, above)
+    return places
+
+
 def _images_text(curves: AccuracyCurves, tag: str) -> str:
     n = curves.evaluated_on.get(tag)
     split = curves.split.get(tag, "test")
@@ -220,14 +239,15 @@ def accuracy_figure(curves: AccuracyCurves, references: Sequence[Reference], tit
             ax.annotate(f"{y:.2f} %", (x, y), textcoords="offset points", xytext=(9, dy - 3),
                         fontsize=8, color=COLOURS[readout], fontweight="bold")
     right = max(curves.last_x(), 1) * 1.14
-    for ref in references:
+    for ref, (y, above) in zip(references, reference_label_places(references, hi - lo),
+                               strict=True):
         colour = COLOURS.get(ref.readout, "black")
         if ref.low == ref.high:
             ax.axhline(ref.low, color=colour, ls="--", lw=1.0, alpha=0.8)
         else:
             ax.axhspan(ref.low, ref.high, color=colour, alpha=0.12)
-        ax.text(0.01 * right, ref.high, "published, " + reference_label(ref), fontsize=7.5,
-                color=colour, va="bottom", ha="left", zorder=5,
+        ax.text(0.01 * right, y, "published, " + reference_label(ref), fontsize=7.5,
+                color=colour, va="bottom" if above else "top", ha="left", zorder=5,
                 bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 1.0})
     ax.set_xlabel("training images presented so far")
     ax.set_ylabel("accuracy (% of images classified correctly)")
