@@ -188,9 +188,10 @@ def _grid_axes(ax: Any, n: int, layout: TileLayout | None = None,
     ax.set_ylabel("assigned class (neurons)")
 
 
-def _rf_size(n: int, limit: float, rows: int | None = None) -> float:
-    rows = rows if rows is not None else grid_shape(n)[0]
-    return float(np.clip(rows * (SIDE + 1) / DPI * 1.1, 5.0, limit))
+def _rf_size(n: int, limit: float, tiles: int | None = None) -> float:
+    """Inches for ``tiles`` tiles side by side (default: the square grid's side)."""
+    tiles = tiles if tiles is not None else grid_shape(n)[0]
+    return float(np.clip(tiles * (SIDE + 1) / DPI * 1.1, 5.0, limit))
 
 
 def draw_receptive_fields(path: Path, weights: np.ndarray, samples: int | None,
@@ -209,8 +210,8 @@ def receptive_fields_figure(weights: np.ndarray, samples: int | None,
     n = np.asarray(weights).shape[1]
     layout = tile_layout(n, assignments if by_class else None)
     grid = receptive_field_grid(weights, layout=layout)
-    size = _rf_size(n, 20.0, layout.rows)
-    fig = _figure(size + 1.2 + (0.8 if layout.by_class else 0.0), size + 0.4)
+    width = _rf_size(n, 20.0, layout.cols) + 1.2 + (1.0 if layout.by_class else 0.0)
+    fig = _figure(width, _rf_size(n, 20.0, layout.rows) + 0.6)
     ax = fig.add_subplot()
     cmap = _cmap("hot_r")
     top = vmax if vmax is not None else (float(np.nanmax(grid)) if np.isfinite(grid).any()
