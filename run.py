@@ -9,4 +9,4 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 from symstdp_genn.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="run.py"))

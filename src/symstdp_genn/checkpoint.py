@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import secrets
+import warnings
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,13 @@ FORMAT = "symstdp-genn-checkpoint"
 FORMAT_VERSION = 1
 META_KEY = "__meta__"
 ORIGINAL_FILES = ("gP2E", "gE2C", "theta")
+#: The plastic weights. Training keeps them in [0, w_max] (at most 8 in any preset) and
+#: normalises column sums to at most 8000, so a weight outside [0, WEIGHT_LIMIT] can only
+#: come from a damaged or foreign file; it would make every pass report nonsense.
+WEIGHT_KEYS = ("input_to_hidden.g", "hidden_to_output.g")
+WEIGHT_LIMIT = 1e6
+#: |θ| (mV) beyond this is no trained threshold (trained networks stay below ~100 mV).
+THETA_LIMIT = 1e6
 
 
 @dataclass
@@ -127,14 +135,64 @@ def load_checkpoint(path: Path) -> Checkpoint:
     for key in ("input_to_hidden.g", "hidden_to_output.g", "hidden.theta"):
         if key not in arrays:
             raise UserError(f"checkpoint {path} lacks '{key}'; it is incomplete or corrupt")
+    check_values(arrays, str(path))
     return Checkpoint(arrays, meta)
 
 
-def _read_text_matrix(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+def _first_bad(values: np.ndarray, bad: np.ndarray) -> str:
+    """``index [i, j] (value v; n bad values in all)`` of the first True in ``bad``."""
+    flat = int(np.flatnonzero(bad.ravel())[0])
+    index = [int(i) for i in np.unravel_index(flat, values.shape)] if values.ndim else []
+    count = int(bad.sum())
+    more = f"; {count:,} bad values in all" if count > 1 else ""
+    return f"index {index} (value {values.ravel()[flat]!r}{more})"
+
+
+def check_values(arrays: dict[str, np.ndarray], source: str) -> None:
+    """Refuse arrays no training can produce: NaN or ±inf anywhere, weights below 0 or
+    above :data:`WEIGHT_LIMIT`, |θ| above :data:`THETA_LIMIT`. One line names the array and
+    the first bad index, because such a network would otherwise load and report 0 %."""
+    hint = "the checkpoint is damaged or not from this model: use another one or retrain"
+    for key, values in arrays.items():
+        if values.dtype.kind not in "fc" or values.size == 0:
+            continue
+        finite = np.isfinite(values)
+        if not finite.all():
+            raise UserError(f"checkpoint {source}: '{key}' holds NaN or infinity at "
+                            f"{_first_bad(values, ~finite)}; {hint}")
+    for key in WEIGHT_KEYS:
+        w = arrays.get(key)
+        if w is None or w.size == 0:
+            continue
+        bad = (w < 0) | (w > WEIGHT_LIMIT)
+        if bad.any():
+            raise UserError(f"checkpoint {source}: weight '{key}' outside [0, {WEIGHT_LIMIT:g}] "
+                            f"at {_first_bad(w, bad)}; {hint}")
+    theta = arrays.get("hidden.theta")
+    if theta is not None and theta.size and (bad := np.abs(theta) > THETA_LIMIT).any():
+        raise UserError(f"checkpoint {source}: 'hidden.theta' outside ±{THETA_LIMIT:g} mV at "
+                        f"{_first_bad(theta, bad)}; {hint}")
+
+
+def _loadtxt(path: Path) -> np.ndarray:
+    """numpy's text reader, but an empty file or unreadable text is one UserError line (numpy
+    would first print several lines of warnings)."""
     try:
-        values = np.loadtxt(path, dtype=np.float64, ndmin=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            values = np.loadtxt(path, dtype=np.float64, ndmin=2)
     except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read original checkpoint file {path}: {exc}") from None
+        reason = " ".join(str(exc).split())
+        raise UserError(f"cannot read original checkpoint file {path}: {reason}") from None
+    if values.size == 0:
+        raise UserError(f"original checkpoint file {path} is empty (no numbers); use a "
+                        "complete checkpoint folder (gP2E, gE2C and theta as saved by the "
+                        "original code)")
+    return values
+
+
+def _read_text_matrix(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    values = _loadtxt(path)
     if values.shape[0] > 1 and values.shape != shape:  # rows and columns as written
         raise UserError(f"original checkpoint file {path} holds {values.size} numbers in "
                         f"{values.shape[0]} rows of {values.shape[1]}, expected "
@@ -157,16 +215,15 @@ def import_original(folder: Path) -> Checkpoint:
     if missing:
         raise UserError(f"{folder} is not an original checkpoint folder: missing "
                         f"{', '.join(missing)} (expected gP2E, gE2C and theta text files)")
-    try:
-        theta = np.loadtxt(folder / "theta", dtype=np.float64, ndmin=1).ravel().astype(np.float32)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read original checkpoint file {folder / 'theta'}: {exc}") from None
-    n = theta.size
-    arrays = {
-        "input_to_hidden.g": _read_text_matrix(folder / "gP2E", (784, n)),
-        "hidden_to_output.g": _read_text_matrix(folder / "gE2C", (n, 10)),
-        "hidden.theta": theta[None, :],  # one batch lane, as in saved checkpoints
-    }
+    with np.errstate(over="ignore"):  # a huge value becomes inf, refused below by name
+        theta = _loadtxt(folder / "theta").ravel().astype(np.float32)
+        n = theta.size
+        arrays = {
+            "input_to_hidden.g": _read_text_matrix(folder / "gP2E", (784, n)),
+            "hidden_to_output.g": _read_text_matrix(folder / "gE2C", (n, 10)),
+            "hidden.theta": theta[None, :],  # one batch lane, as in saved checkpoints
+        }
+    check_values(arrays, str(folder))
     return Checkpoint(arrays, {"format": FORMAT, "imported_from": str(folder)})
 
 

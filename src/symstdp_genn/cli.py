@@ -27,12 +27,20 @@ from .config import (
     list_presets,
     load_config,
 )
-from .data import DATASETS, Dataset, ensure_dataset, load_dataset, validation_split
+from .data import (
+    DATASETS,
+    Dataset,
+    default_data_dir,
+    ensure_dataset,
+    load_dataset,
+    validation_split,
+)
 from .errors import UserError
 from .evaluation import EVALUATION_FILE, SILENT, EvaluationResult
-from .evaluator import Evaluator, save_record
+from .evaluator import Evaluator, labelling_samples, save_record
 from .network import build_network
 from .plotting import FIGURES_DIR, FigureReport, draw_figures, draw_run, draw_safely
+from .progress import ConsoleFilter, ConsoleFormatter
 from .training import DRIVER_PREFIX, Trainer
 
 log = logging.getLogger("symstdp_genn")
@@ -45,12 +53,21 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit code 2), like every other error."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"error: {message} (see python run.py --help)\n")
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def program_name(argv0: str | None = None) -> str:
+    """How the user started us, for usage and help: ``run.py``, ``symstdp-genn`` (the
+    console script) or ``python -m symstdp_genn``; the arguments are the same."""
+    name = Path(argv0 if argv0 is not None else (sys.argv[0] if sys.argv else "")).name
+    if name in ("__main__.py", "-m", "-c", ""):
+        return "python -m symstdp_genn"
+    return name
+
+
+def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
     p = _Parser(
-        prog="run.py",
+        prog=prog,
         description="Train and test the supervised sym-STDP spiking network "
                     "(Hao et al., Neural Networks 2019).",
         epilog=f"presets: {', '.join(list_presets())}")
@@ -75,10 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", type=Path, metavar="CHECKPOINT", help="continue training from it")
     p.add_argument("--run", type=Path, metavar="FOLDER",
                    help="run folder for --mode plot (figures go to FOLDER/figures/)")
+    p.add_argument("--rf-order", choices=("class", "index"), default=None,
+                   help="--mode plot: receptive-field tiles grouped by assigned class "
+                        "(default, when the network has assignments) or in neuron order")
     p.add_argument("--data-dir", type=Path, default=None,
-                   help="dataset cache folder (default ./data)")
+                   help="dataset cache folder (default: $SYMSTDP_DATA, else the project's "
+                        "data/ when running from a source checkout, else "
+                        "~/.cache/symstdp-genn/data)")
     p.add_argument("--dataset", choices=(*DATASETS, "all"), default=None,
-                   help="dataset for --mode data (default: the config's)")
+                   help="dataset for --mode data only (default: the config's); other modes "
+                        "take the dataset from the preset or config (config key 'dataset')")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("--version", action="version", version=f"symstdp-genn {__version__}")
@@ -108,8 +131,10 @@ def _setup_logging(verbose: bool, log_file: Path | None = None) -> None:
     for handler in list(root.handlers):
         root.removeHandler(handler)
     console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    console.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not verbose:  # warnings, plus the notices a user must see (progress.notice)
+        console.addFilter(ConsoleFilter())
+    console.setFormatter(ConsoleFormatter())
     root.addHandler(console)
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -119,7 +144,7 @@ def _setup_logging(verbose: bool, log_file: Path | None = None) -> None:
 
 
 def _load_data(config: Config, data_dir: Path | None) -> Dataset:
-    folder = data_dir if data_dir is not None else ROOT / "data"
+    folder = data_dir if data_dir is not None else default_data_dir()
     dataset = load_dataset(config.dataset, folder)
     if config.training.validation:
         dataset = validation_split(dataset)
@@ -231,7 +256,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     assignments = ckpt.arrays.get("assignments")
     if assignments is not None and np.all(assignments == SILENT):
         assignments = None
-    n_label = min(config.evaluation.assignment_samples, len(dataset.train_images))
+    n_label = labelling_samples(config, len(dataset.train_images))
     if assignments is None:
         print(f"labelling hidden neurons on {n_label} training images (the checkpoint has no "
               "assignments)")
@@ -268,7 +293,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose)
     if importlib.util.find_spec("matplotlib") is None:
         raise UserError("--mode plot needs matplotlib: pip install matplotlib")
-    report = draw_run(args.run)
+    report = draw_run(args.run, rf_by_class=args.rf_order != "index")
     for message in report.skipped:
         print(f"skipped: {message}")
     # each failure was logged as a warning (stderr) where it happened
@@ -280,7 +305,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_data(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose)
     names = list(DATASETS) if args.dataset == "all" else [args.dataset or _config_for(args).dataset]
-    folder = args.data_dir if args.data_dir is not None else ROOT / "data"
+    folder = args.data_dir if args.data_dir is not None else default_data_dir()
     for name in names:
         tic = time.perf_counter()
         path = ensure_dataset(name, folder)
@@ -288,9 +313,22 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _refuse_misplaced_flags(args: argparse.Namespace) -> None:
+    """Flags that the chosen mode would silently ignore are refused instead."""
+    if args.dataset is not None and args.mode != "data":
+        raise UserError(f"--dataset applies to --mode data only; for --mode {args.mode} the "
+                        "dataset comes from the preset or config: choose a preset (e.g. "
+                        "--preset fashion-400) or --set dataset=NAME")
+    if args.rf_order is not None and args.mode != "plot":
+        raise UserError(f"--rf-order applies to --mode plot only (--mode {args.mode} draws "
+                        "tiles grouped by class); redraw with --mode plot --run FOLDER "
+                        "--rf-order index")
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    args = build_parser(prog or program_name()).parse_args(argv)
     try:
+        _refuse_misplaced_flags(args)
         if args.mode == "train":
             return cmd_train(args)
         if args.mode == "test":

@@ -29,12 +29,31 @@ from .evaluation import (
     score,
 )
 from .network import INPUT_TO_HIDDEN, NetworkSpec, seed_for
-from .progress import ProgressBar
+from .progress import ProgressBar, notice
 from .simulation import Simulation
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
+
+#: Fewest training images a scaled-down labelling pass uses: below about a thousand, some
+#: neurons see too few images of their class to be labelled reliably.
+MIN_LABELLING = 1000
+
+
+def labelling_samples(config: Config, n_train: int, requested: int | None = None) -> int:
+    """How many training images label the hidden neurons.
+
+    ``requested`` defaults to ``evaluation.assignment_samples`` (10 000). A run limited by
+    ``training.samples`` labels on ``min(requested, max(1000, training.samples))`` images:
+    a quick look (``--samples 2000``) should not spend most of its time labelling on more
+    images than it trained on. Never more than the training set holds.
+    """
+    n = config.evaluation.assignment_samples if requested is None else requested
+    limit = config.training.samples
+    if limit is not None:
+        n = min(n, max(MIN_LABELLING, limit))
+    return min(n, n_train)
 
 
 class Evaluator:
@@ -111,6 +130,9 @@ class Evaluator:
         suffix = f" ({tag})" if tag else ""
         if assignments is None:
             n_label = min(n_label, len(dataset.train_images))
+            if tag == "final":
+                notice(log, "final evaluation: labelling hidden neurons on %d training images, "
+                       "then testing on %d", n_label, min(n_test, len(dataset.test_images)))
             with ProgressBar(n_label, "labelling" + suffix, show) as bar:
                 assignments = self.label_neurons(
                     state, dataset.train_images[:n_label],

@@ -34,7 +34,7 @@ from .evaluation import (
     assign_neurons,
     assignment_predictions,
 )
-from .evaluator import Evaluator, save_record
+from .evaluator import Evaluator, labelling_samples, save_record
 from .network import (
     HIDDEN_TO_OUTPUT,
     build_network,
@@ -246,7 +246,7 @@ class Trainer:
             if save_after_labelling:
                 self.save()
 
-        n_label = min(n_label, len(self.dataset.train_images))
+        n_label = labelling_samples(self.config, len(self.dataset.train_images), n_label)
         _, result = self.evaluator.label_and_test(
             self.backend.get_state(), self.dataset, n_label, n_test, show, tag,
             after_labelling=keep)

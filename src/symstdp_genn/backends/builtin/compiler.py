@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 
 from ...errors import UserError
+from ...progress import notice
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,18 @@ def isa_flags(cc: str) -> tuple[str, ...]:
     return ("-mavx2",) if "avx2" in have and _accepts(cc, ("-mavx2",)) else ()
 
 
+def failure_reason(res: subprocess.CompletedProcess[str]) -> str:
+    """What a failed compiler run said, in one line: its first line mentioning an error
+    (else its first line), from stderr or stdout, with the exit code; or, when it printed
+    nothing at all (``CC=/bin/false``), that it printed nothing, with the exit code."""
+    lines = [ln.strip() for ln in f"{res.stderr or ''}\n{res.stdout or ''}".splitlines()
+             if ln.strip()]
+    if not lines:
+        return f"the compiler printed nothing and exited with code {res.returncode}"
+    first = next((ln for ln in lines if "error" in ln.lower()), lines[0])
+    return f"{first} (exit code {res.returncode})"
+
+
 def compile_library(source: str, name: str) -> Path:
     """Return the path of a shared library built from ``source`` (cached)."""
     cc = find_compiler()
@@ -122,15 +135,13 @@ def compile_library(source: str, name: str) -> Path:
         src = Path(tmp) / f"{name}.c"
         src.write_text(source)
         out = Path(tmp) / "lib.so"
-        log.info("compiling %s with %s", name, cc)
+        notice(log, "compiling the %s model with %s (once; cached in %s)", name, cc, folder)
         res = subprocess.run([cc, *flags, str(src), "-o", str(out), "-lm"],
                              capture_output=True, text=True, check=False)
         if res.returncode != 0:
             kept = folder / f"{name}-{key}-failed.c"
             shutil.copyfile(src, kept)
-            first = next((line for line in res.stderr.splitlines() if "error" in line),
-                         res.stderr.strip().splitlines()[0] if res.stderr.strip() else "")
-            raise UserError(f"compiling the builtin model '{name}' failed: {first} "
-                            f"(source kept at {kept})")
+            raise UserError(f"compiling the builtin model '{name}' with {cc} failed: "
+                            f"{failure_reason(res)} (source kept at {kept})")
         os.replace(out, lib)
     return lib

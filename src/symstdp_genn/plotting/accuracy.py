@@ -1,0 +1,261 @@
+"""The accuracy-during-training figure, from ``metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..evaluation import (
+    Reference,
+    reference_results,
+)
+from .common import _figure, _save
+
+log = logging.getLogger(__name__)
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The events of a ``metrics.jsonl``; unreadable lines (a torn last line) are skipped."""
+    events = []
+    bad = 0
+    for line in Path(path).read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            bad += 1
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    if bad:
+        log.info("%s: skipped %d unreadable line(s)", path, bad)
+    return events
+
+
+@dataclass
+class Curve:
+    x: np.ndarray  # training samples seen
+    y: np.ndarray  # accuracy in percent
+
+    def __len__(self) -> int:
+        return int(self.x.size)
+
+
+@dataclass
+class AccuracyCurves:
+    running: Curve  # running training accuracy (assignment readout of incoming samples)
+    periodic: dict[str, Curve]  # readout -> periodic evaluations
+    final: dict[str, Curve]  # readout -> final evaluations (one per training session)
+    evaluated_on: dict[str, int] = field(default_factory=dict)  # tag -> test images (last)
+    #: tag -> the images an evaluation used, when its events say ("validation" or "test")
+    split: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not (len(self.running) or any(len(c) for c in (*self.periodic.values(),
+                                                               *self.final.values())))
+
+    def all_y(self) -> np.ndarray:
+        return np.concatenate([c.y for c in (self.running, *self.periodic.values(),
+                                             *self.final.values())])
+
+    def last_x(self) -> int:
+        xs = [c.x for c in (self.running, *self.periodic.values(), *self.final.values())]
+        return max((int(x.max()) for x in xs if x.size), default=0)
+
+
+def _curve(points: dict[int, float]) -> Curve:
+    xs = sorted(points)
+    return Curve(np.array(xs, dtype=np.int64), np.array([points[x] for x in xs], dtype=float))
+
+
+def accuracy_curves(events: Iterable[dict[str, Any]]) -> AccuracyCurves:
+    """Accuracy (percent) against samples seen, from metrics events.
+
+    An event repeated for the same sample count (a run resumed from an earlier
+    checkpoint logs those samples again) counts once: the last one wins. Missing
+    values (null: NaN when logged) are left out.
+    """
+    running: dict[int, float] = {}
+    evals: dict[tuple[str, str], dict[int, float]] = {}
+    evaluated_on: dict[str, int] = {}
+    split: dict[str, str] = {}
+    for e in events:
+        x = e.get("samples_seen")
+        if not isinstance(x, int):
+            continue
+        if e.get("event") == "train":
+            if isinstance(e.get("running_accuracy"), (int, float)):
+                running[x] = 100.0 * e["running_accuracy"]
+            else:
+                running.pop(x, None)
+        elif e.get("event") == "evaluation":
+            tag = str(e.get("tag", ""))
+            for readout in ("supervised", "assignment"):
+                value = e.get(f"{readout}_accuracy")
+                points = evals.setdefault((tag, readout), {})
+                if isinstance(value, (int, float)):
+                    points[x] = 100.0 * value
+                else:
+                    points.pop(x, None)
+            if isinstance(e.get("n"), int):
+                evaluated_on[tag] = e["n"]
+            if isinstance(e.get("split"), str):
+                split[tag] = e["split"]
+    return AccuracyCurves(
+        running=_curve(running),
+        periodic={r: _curve(evals.get(("periodic", r), {})) for r in ("supervised", "assignment")},
+        final={r: _curve(evals.get(("final", r), {})) for r in ("supervised", "assignment")},
+        evaluated_on=evaluated_on, split=split)
+
+
+def reference_lines(dataset: str, n_hidden: int) -> list[Reference]:
+    """The spec §6 targets to draw for a run (see ``evaluation.REFERENCE_RESULTS``)."""
+    return reference_results(dataset, n_hidden)
+
+
+COLOURS = {"supervised": "tab:blue", "assignment": "tab:orange"}
+#: Fewest accuracy points the y-axis spans, so a flat curve is not magnified into noise.
+MIN_Y_SPAN = 10.0
+
+
+def reference_label(ref: Reference) -> str:
+    """``Diehl & Cook 2015: 87 %, assignment readout``; a status other than "verified"
+    (the number was checked against the publication) is kept, e.g. "(after 1 epoch)"."""
+    status = "" if ref.status == "verified" else f" ({ref.status})"
+    return f"{ref.source}: {ref.value_text}, {ref.readout} readout{status}"
+
+
+def y_range(curves: AccuracyCurves, references: Sequence[Reference]) -> tuple[float, float]:
+    """The accuracy axis fitted to what is drawn (data and references), padded, within
+    0..100 and at least :data:`MIN_Y_SPAN` points tall."""
+    values = [curves.all_y()] + [np.array([r.low, r.high]) for r in references]
+    ys = np.concatenate(values) if values else np.array([])
+    ys = ys[np.isfinite(ys)]
+    if not ys.size:
+        return 0.0, 100.0
+    lo, hi = float(ys.min()), float(ys.max())
+    pad = max(0.08 * (hi - lo), 1.0)
+    lo, hi = lo - pad, hi + pad
+    if hi - lo < MIN_Y_SPAN:
+        mid = (lo + hi) / 2
+        lo, hi = mid - MIN_Y_SPAN / 2, mid + MIN_Y_SPAN / 2
+    if lo < 0:
+        lo, hi = 0.0, min(100.0, hi - lo)
+    if hi > 100:
+        lo, hi = max(0.0, lo - (hi - 100)), 100.0
+    return lo, hi
+
+
+def reference_label_places(references: Sequence[Reference], span: float,
+                           height: float = 0.05) -> list[tuple[float, bool]]:
+    """(y, above) for each reference's label: above its line (or band), unless that would
+    overlap the label of a higher reference (within ``height`` of the axis span), then
+    under it."""
+    places: list[tuple[float, bool]] = [(r.high, True) for r in references]
+    boxes: list[tuple[float, float]] = []  # (bottom, top) of each placed label
+    for i in sorted(range(len(references)), key=lambda k: -references[k].high):
+        ref = references[i]
+        y, above = ref.high, True
+        box = (y, y + height * span)
+        if any(b[0] < box[1] and box[0] < b[1] for b in boxes):
+            y, above = ref.low, False
+            box = (y - height * span, y)
+        boxes.append(box)
+        places[i] = (y, above)
+    return places
+
+
+def _images_text(curves: AccuracyCurves, tag: str) -> str:
+    n = curves.evaluated_on.get(tag)
+    split = curves.split.get(tag, "test")
+    return f" on {n:,} {split} images" if n else f" ({split} images)"
+
+
+def _label_offsets(values: Sequence[float], span: float, min_gap: float = 0.045
+                   ) -> list[float]:
+    """Vertical offsets (points) that keep value labels at nearly equal heights apart."""
+    offsets = [0.0] * len(values)
+    order = np.argsort(values)
+    for a, b in itertools.pairwise(order):
+        if abs(values[b] - values[a]) < min_gap * span:
+            offsets[a] -= 6.0
+            offsets[b] += 6.0
+    return offsets
+
+
+def _thousands(axis: Any) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+
+
+def draw_accuracy(path: Path, curves: AccuracyCurves, references: Sequence[Reference],
+                  title: str, running_window: int | None = None) -> Path:
+    """Write :func:`accuracy_figure` to ``path``."""
+    return _save(accuracy_figure(curves, references, title, running_window), path)
+
+
+def accuracy_figure(curves: AccuracyCurves, references: Sequence[Reference], title: str,
+                    running_window: int | None = None) -> Any:
+    """Accuracy against training samples: both readouts at every periodic and final
+    evaluation, the running training accuracy, published references labelled on their
+    lines; the y-axis fitted to the data, the legend under the axes."""
+    fig = _figure(10.0, 6.4)
+    ax = fig.add_subplot()
+    if len(curves.running):
+        window = f" of the last {running_window:,}" if running_window else " of recent"
+        ax.plot(curves.running.x, curves.running.y, ".-", color="0.6", lw=1.0, ms=3,
+                label=f"running training accuracy (assignment readout{window} training "
+                      "images)")
+    for readout, colour in COLOURS.items():
+        c = curves.periodic[readout]
+        if len(c):
+            ax.plot(c.x, c.y, "o-", color=colour, ms=4.5, lw=1.6,
+                    label=f"{readout} readout, periodic evaluation"
+                          f"{_images_text(curves, 'periodic')}")
+    finals = [(readout, x, y) for readout in COLOURS
+              for x, y in zip(curves.final[readout].x, curves.final[readout].y, strict=True)]
+    lo, hi = y_range(curves, references)
+    for readout, marker, size in (("supervised", "*", 15), ("assignment", "D", 7)):
+        c = curves.final[readout]
+        if len(c):
+            ax.plot(c.x, c.y, marker, color=COLOURS[readout], ms=size, mec="black", mew=0.6,
+                    zorder=4, label=f"{readout} readout, final evaluation"
+                                    f"{_images_text(curves, 'final')}")
+    for x in sorted({x for _, x, _ in finals}):
+        here = [(r, y) for r, xx, y in finals if xx == x]
+        offsets = _label_offsets([y for _, y in here], hi - lo)
+        for (readout, y), dy in zip(here, offsets, strict=True):
+            ax.annotate(f"{y:.2f} %", (x, y), textcoords="offset points", xytext=(9, dy - 3),
+                        fontsize=8, color=COLOURS[readout], fontweight="bold")
+    right = max(curves.last_x(), 1) * 1.14
+    for ref, (y, above) in zip(references, reference_label_places(references, hi - lo),
+                               strict=True):
+        colour = COLOURS.get(ref.readout, "black")
+        if ref.low == ref.high:
+            ax.axhline(ref.low, color=colour, ls="--", lw=1.0, alpha=0.8)
+        else:
+            ax.axhspan(ref.low, ref.high, color=colour, alpha=0.12)
+        ax.text(0.01 * right, y, "published, " + reference_label(ref), fontsize=7.5,
+                color=colour, va="bottom" if above else "top", ha="left", zorder=5,
+                bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 1.0})
+    ax.set_xlabel("training images presented so far")
+    ax.set_ylabel("accuracy (% of images classified correctly)")
+    ax.set_ylim(lo, hi)
+    ax.set_xlim(0, right)
+    _thousands(ax.xaxis)
+    ax.grid(alpha=0.3)
+    ax.set_title(title, wrap=True)
+    if ax.get_legend_handles_labels()[0]:
+        fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+    return fig
