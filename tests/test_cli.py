@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from symstdp_genn import cli
+from symstdp_genn import cli, runner
 from symstdp_genn.backends import GENN_INSTALL_DOCS
 from symstdp_genn.backends.builtin import compiler
 from symstdp_genn.checkpoint import load_checkpoint
@@ -113,7 +113,7 @@ def build_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, build_cache: Path) -> None:
     """Default run and data folders go under tmp_path; no test reads real data."""
     monkeypatch.setattr(cli, "ROOT", tmp_path)
-    monkeypatch.setattr(cli, "load_dataset", _fake_load_dataset)
+    monkeypatch.setattr(runner, "load_dataset", _fake_load_dataset)
     monkeypatch.setenv("SYMSTDP_GENN_CACHE", str(build_cache))
 
 
@@ -122,7 +122,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, build_cache: Path) -> tupl
     """One small end-to-end training run, shared by the tests that read its results."""
     run_dir = tmp_path_factory.mktemp("trained") / "run"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cli, "load_dataset", _fake_load_dataset)
+        mp.setattr(runner, "load_dataset", _fake_load_dataset)
         mp.setattr(cli, "ROOT", run_dir.parent)
         result = _main([*TRAIN, "--out", str(run_dir)])
     return result, run_dir
@@ -398,7 +398,7 @@ def test_snapshots_can_be_tested_but_not_resumed(trained: tuple[Run, Path]) -> N
     line = _assert_user_error(_main(["--mode", "train", "--resume", str(snapshot)]))
     assert "snapshot" in line and "checkpoint.npz" in line
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cli, "load_dataset", _fake_load_dataset)
+        mp.setattr(runner, "load_dataset", _fake_load_dataset)
         result = _main(["--mode", "test", "--checkpoint", str(snapshot), "--eval-samples", "10",
                         "--no-progress"])
     assert result.code == 0
@@ -424,7 +424,7 @@ def test_original_text_checkpoint_reads_out_like_the_same_weights(
     np.savetxt(orig / "theta", arrays["hidden.theta"].ravel())
     assert np.unique(arrays["hidden.theta"]).size > 1
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cli, "load_dataset", _fake_load_dataset)
+        mp.setattr(runner, "load_dataset", _fake_load_dataset)
         args = ["--eval-samples", "20", "--no-progress"]
         from_snapshot = _main(["--mode", "test", "--checkpoint", str(snapshot), *args])
         from_text = _main(["--mode", "test", "--checkpoint", str(orig), "--preset", "mnist-100",
