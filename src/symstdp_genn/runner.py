@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import sys
 import threading
 from collections.abc import Iterator
@@ -333,8 +334,9 @@ def train_run(config: Config, run_dir: Path, *, resume: Path | None = None,
                      config.backend, config.seed, run_dir)
             for change in changes:
                 log.info("resume changes %s", change)
-            dataset = load_data(config, data_dir)
-            trainer = Trainer(config, dataset, run_dir, checkpoint, str(resume or ""))
+            with _sigterm_interrupts():  # a kill while starting up cleans up as Ctrl-C does
+                dataset = load_data(config, data_dir)
+                trainer = Trainer(config, dataset, run_dir, checkpoint, str(resume or ""))
             started = True
             try:
                 return trainer.train(show_progress=show_progress, stop_event=stop_event)
@@ -352,6 +354,25 @@ def train_run(config: Config, run_dir: Path, *, resume: Path | None = None,
         raise
     finally:
         lock.release()
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt for the block (main thread only), so a run killed
+    while loading data or compiling still removes the folder it created."""
+    if (not hasattr(signal, "SIGTERM")
+            or threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _remove_empty(folder: Path, top: Path | None) -> None:

@@ -361,6 +361,9 @@ class Trainer:
                          initial=self.samples_seen) as bar:
             last_log = time.perf_counter()
             while self.samples_seen < self.total:
+                if request.stop:  # checked before each sample: a stop asked early trains none
+                    interrupted = True
+                    break
                 stage, index = self.position(self.samples_seen)
                 if stage != self.stage:
                     self.enter_stage(stage)
@@ -398,9 +401,6 @@ class Trainer:
                 if t.eval_every and k % t.eval_every == 0 and k < self.total:
                     self.evaluate(ev.periodic_samples, ev.periodic_samples, "periodic",
                                   show_progress)
-                if request.stop:
-                    interrupted = True
-                    break
         done = self.samples_seen - start_seen
         rate = done / elapsed if elapsed > 0 else float("nan")
         path = self.save()  # before any final evaluation: a stop there loses no training
