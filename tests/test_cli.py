@@ -480,30 +480,6 @@ def test_run_folder_without_checkpoint_is_refused(tmp_path: Path) -> None:
     assert sorted(p.name for p in run_dir.iterdir()) == ["config.yaml"]
 
 
-def test_second_training_into_a_locked_folder_names_the_holder(tmp_path: Path,
-                                                                no_figures: None) -> None:
-    """Item 2: another process holds the run folder: one line with its pid, nothing written."""
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from symstdp_genn.runner import RunLock; "
-         f"lock = RunLock({str(run_dir)!r}); lock.acquire(); print('locked', flush=True); "
-         "sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO / "src")})
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        line = _assert_user_error(_main([*TRAIN, "--out", str(run_dir)]))
-    finally:
-        holder.communicate("", timeout=30)
-    assert f"process {holder.pid}" in line
-    assert str(run_dir) in line
-    assert sorted(p.name for p in run_dir.iterdir()) == [".lock"]
-    # once the holder is gone the folder is free again
-    assert _train(run_dir).code == 0
-
-
 def test_ctrl_c_during_final_evaluation_keeps_the_checkpoint(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Item 3: the final checkpoint is written before labelling; Ctrl-C there keeps it."""
@@ -570,7 +546,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_130(tmp_path: Path, build_cache: P
     proc = _train_process(argv, tmp_path, build_cache, delay=0.002)
     metrics = run_dir / "metrics.jsonl"
     try:
-        _wait_for(metrics, proc, '"start"')  # written once training has begun
+        _wait_for(run_dir / "config.yaml", proc)  # written once training has begun
         time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
@@ -584,6 +560,29 @@ def test_sigterm_saves_a_checkpoint_and_exits_130(tmp_path: Path, build_cache: P
     assert 0 < seen < 40_000
     events = [json.loads(line) for line in metrics.read_text().splitlines()]
     assert events[-1]["event"] == "interrupted" and events[-1]["by"] == "SIGTERM"
+
+
+def test_second_training_into_a_running_folder_names_the_holder(
+        tmp_path: Path, build_cache: Path) -> None:
+    """Item 2: a training runs in another process: a second one into its folder is one line
+    naming that process, and touches nothing."""
+    run_dir = tmp_path / "run"
+    argv = ["--mode", "train", *SMALL, "--epochs", "1000", "--eval-samples", "10",
+            "--set", "training.checkpoint_every=0", "--out", str(run_dir)]
+    proc = _train_process(argv, tmp_path, build_cache, delay=0.002)
+    try:
+        _wait_for(run_dir / "config.yaml", proc)  # written once training has begun
+        before = (run_dir / "config.yaml").read_bytes()
+        line = _assert_user_error(_main([*TRAIN, "--out", str(run_dir)]))
+        resume = _main([*TRAIN, "--resume", str(run_dir / "checkpoint.npz")])
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=120)
+    assert f"in use by another training (process {proc.pid})" in line
+    assert str(run_dir) in line
+    assert (run_dir / "config.yaml").read_bytes() == before
+    assert proc.returncode == 130  # the holder was not disturbed: SIGTERM saved its work
+    assert resume.code != 0
 
 
 def test_kill_9_then_resume_ends_identical(tmp_path: Path, build_cache: Path,

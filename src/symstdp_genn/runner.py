@@ -139,6 +139,12 @@ def check_run_dir(run_dir: Path, resume: Path | None = None) -> None:
     checkpoint's own folder or a folder that holds no run is accepted."""
     run_dir = Path(run_dir)
     _refuse_unusable(run_dir)
+    if is_locked(run_dir):
+        raise _in_use(run_dir)
+    _refuse_existing(run_dir, resume)
+
+
+def _refuse_existing(run_dir: Path, resume: Path | None) -> None:
     if not is_run_folder(run_dir):
         return
     if resume is None:
@@ -175,12 +181,8 @@ class RunLock:
         try:
             _lock(handle)
         except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
             handle.close()
-            raise UserError(f"run folder {self.path.parent} is in use by another training "
-                            f"(process {holder}); wait for it to finish, or choose another "
-                            "--out") from None
+            raise _in_use(self.path.parent) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
@@ -221,18 +223,33 @@ else:
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+def _in_use(run_dir: Path) -> UserError:
+    try:
+        holder = (Path(run_dir) / LOCK_FILE).read_text().strip() or "unknown"
+    except OSError:
+        holder = "unknown"
+    return UserError(f"run folder {run_dir} is in use by another training (process {holder});"
+                     " wait for it to finish, or choose another --out")
+
+
 def is_locked(run_dir: Path) -> bool:
-    """True while a training holds ``run_dir``'s lock."""
+    """True while a training holds ``run_dir``'s lock (probes it; writes nothing)."""
     path = Path(run_dir) / LOCK_FILE
     if not path.is_file():
         return False
     try:
-        with RunLock(run_dir):
-            return False
-    except UserError:
-        return True
+        handle = open(path)
     except OSError:
         return False
+    try:
+        _lock(handle)
+    except OSError:
+        return True
+    else:
+        _unlock(handle)
+        return False
+    finally:
+        handle.close()
 
 
 def remove_stale_temps(run_dir: Path) -> list[Path]:
@@ -326,7 +343,7 @@ def train_run(config: Config, run_dir: Path, *, resume: Path | None = None,
     try:
         for path in remove_stale_temps(run_dir):
             log.info("removed %s, left by an interrupted write", path)
-        check_run_dir(run_dir, resume)  # again, now that no other run can start here
+        _refuse_existing(run_dir, resume)  # again, now that no other run can start here
         with run_log(run_dir / LOG_FILE):
             backend = resolve(config.backend)
             log.info("symstdp-genn %s: training %s on %s with the %s backend (asked: %s), "
