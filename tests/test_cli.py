@@ -253,7 +253,7 @@ def test_missing_c_compiler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     line = _assert_user_error(run)
     assert "C compiler" in line
     assert "CC" in line
-    assert not (tmp_path / "run" / "checkpoint.npz").exists()
+    assert not (tmp_path / "run").exists()  # item 14: a failed start leaves no folder
 
 
 def test_keyboard_interrupt_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
