@@ -742,6 +742,15 @@ def test_out_that_is_a_file_is_refused(tmp_path: Path) -> None:
     assert target.read_text() == "not a folder"
 
 
+def test_test_mode_out_that_is_a_file_is_refused(trained: tuple[Run, Path],
+                                                 tmp_path: Path) -> None:
+    target = tmp_path / "report.txt"
+    target.write_text("not a folder")
+    line = _assert_user_error(_main(["--mode", "test", "--checkpoint",
+                                     str(trained[1] / "checkpoint.npz"), "--out", str(target)]))
+    assert str(target) in line and "not a folder" in line
+
+
 def test_out_not_writable_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Item 10: --out where the user may not write (EACCES from mkdir; real as non-root)."""
     parent = tmp_path / "readonly"

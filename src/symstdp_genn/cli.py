@@ -1,7 +1,8 @@
 """Command line: ``python run.py --mode train|test|plot|data``.
 
 Every problem a user can cause ends in one line on stderr and exit code 2;
-Ctrl-C during training saves a checkpoint and exits with 130.
+Ctrl-C or SIGTERM during training saves a checkpoint and exits with 130. Training
+itself, with everything that keeps a run folder safe, is :func:`runner.train_run`.
 """
 
 from __future__ import annotations
@@ -246,6 +247,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     path = Path(args.checkpoint)
     folder = path if path.is_dir() else path.parent
     out = args.out if args.out is not None else _test_report_dir(path, n_test)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder; choose another --out")
     if runner.is_run_folder(out):
         raise UserError(f"--out {out} is a training run folder; a test report would replace "
                         "the report of its training. Leave out --out (reports go to "

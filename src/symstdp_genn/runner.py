@@ -341,10 +341,10 @@ def train_run(config: Config, run_dir: Path, *, resume: Path | None = None,
         raise _writable_error(run_dir, exc) from None
     started = False
     try:
-        for path in remove_stale_temps(run_dir):
-            log.info("removed %s, left by an interrupted write", path)
         _refuse_existing(run_dir, resume)  # again, now that no other run can start here
         with run_log(run_dir / LOG_FILE):
+            for path in remove_stale_temps(run_dir):
+                log.info("removed %s, left by an interrupted write", path)
             backend = resolve(config.backend)
             log.info("symstdp-genn %s: training %s on %s with the %s backend (asked: %s), "
                      "seed %d, into %s", __version__, config.name, config.dataset, backend,
@@ -360,8 +360,8 @@ def train_run(config: Config, run_dir: Path, *, resume: Path | None = None,
             except OSError as exc:
                 where = f" ({exc.filename})" if exc.filename else ""
                 raise UserError(f"cannot write into run folder {run_dir}: "
-                                f"{exc.strerror or exc}{where}; free some space, then resume "
-                                "from its checkpoint.npz") from None
+                                f"{exc.strerror or exc}{where}; fix that (disk space, "
+                                "permissions), then resume from its checkpoint.npz") from None
     except BaseException:
         if not started and created:
             # a start that failed (no compiler, no PyGeNN, no data) leaves nothing behind;
