@@ -614,14 +614,18 @@ def test_kill_9_then_resume_ends_identical(tmp_path: Path, build_cache: Path,
     assert not list(run_dir.rglob(".*.tmp*"))
 
 
-def test_test_mode_reports_into_its_own_subfolder(trained: tuple[Run, Path]) -> None:
+def test_test_mode_reports_into_its_own_subfolder(trained: tuple[Run, Path],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Item 5: testing a run's checkpoint never replaces training's evaluation or figures."""
     _, run_dir = trained
     before = _files(run_dir)
-    assert "evaluation.npz" in before
+    assert "evaluation.npz" in before and "figures/confusion.png" in before
     argv = ["--mode", "test", "--checkpoint", str(run_dir / "checkpoint.npz"),
             "--eval-samples", "5", "--no-progress"]
-    first, second = _main(argv), _main(argv)
+    first = _main(argv)
+    assert (run_dir / "tests" / "5-images" / "figures" / "confusion.png").is_file()
+    monkeypatch.setattr(cli, "draw_safely", lambda draw: None)  # once is enough
+    second = _main(argv)
     assert first.code == 0 and second.code == 0, second.err
     assert _files(run_dir) == before
     reports = sorted(p.name for p in (run_dir / "tests").iterdir() if p.name.startswith("5-"))
