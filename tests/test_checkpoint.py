@@ -14,6 +14,7 @@ from symstdp_genn.checkpoint import (
     FORMAT_VERSION,
     META_KEY,
     Checkpoint,
+    CheckpointWriteError,
     check_size,
     import_original,
     load_checkpoint,
@@ -142,9 +143,13 @@ def test_overwrite_replaces_the_previous_checkpoint(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]
 
 
-@pytest.mark.parametrize("exc_type", [OSError, KeyboardInterrupt])
+@pytest.mark.parametrize(("exc_type", "raised"), [(OSError, CheckpointWriteError),
+                                                  (KeyboardInterrupt, KeyboardInterrupt)])
 def test_failed_write_leaves_previous_checkpoint_untouched(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exc_type: type[BaseException]) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exc_type: type[BaseException],
+        raised: type[BaseException]) -> None:
+    """A disk error becomes one user error saying the old checkpoint is kept; Ctrl-C stays
+    Ctrl-C. Either way the previous file is byte-identical and no temporary is left."""
     path = tmp_path / "checkpoint.npz"
     save_checkpoint(path, _arrays(seed=1), META)
     before = path.read_bytes()
@@ -159,8 +164,10 @@ def test_failed_write_leaves_previous_checkpoint_untouched(
         real_write(*args, **kwargs)
 
     monkeypatch.setattr(np.lib.format, "write_array", failing_write)
-    with pytest.raises(exc_type, match="simulated"):
+    with pytest.raises(raised, match="simulated") as info:
         save_checkpoint(path, _arrays(seed=2), {"driver": {"samples_seen": 99}})
+    if raised is CheckpointWriteError:
+        assert "previous checkpoint.npz there is unchanged" in str(info.value)
     monkeypatch.undo()
 
     assert calls["n"] == 2
@@ -176,7 +183,7 @@ def test_failed_first_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.M
         raise OSError("simulated")
 
     monkeypatch.setattr(np.lib.format, "write_array", failing_write)
-    with pytest.raises(OSError, match="simulated"):
+    with pytest.raises(CheckpointWriteError, match="simulated; nothing was saved"):
         save_checkpoint(tmp_path / "run" / "checkpoint.npz", _arrays(), META)
     assert list((tmp_path / "run").iterdir()) == []
 

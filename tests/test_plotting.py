@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from test_cli import Run, _assert_user_error, _main, fake_dataset
 
-from symstdp_genn import cli, plotting
+from symstdp_genn import cli, plotting, runner
 from symstdp_genn.checkpoint import load_checkpoint, save_checkpoint
 from symstdp_genn.errors import UserError
 from symstdp_genn.evaluation import (
@@ -377,7 +377,7 @@ def _fake_load(name: str, folder: Path):
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, Path]:
     run_dir = tmp_path_factory.mktemp("plot") / "run"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cli, "load_dataset", _fake_load)
+        mp.setattr(runner, "load_dataset", _fake_load)
         mp.setattr(cli, "ROOT", run_dir.parent)
         result = _main([*TRAIN, "--out", str(run_dir)])
     assert result.code == 0, result.err
@@ -496,7 +496,7 @@ def test_figures_failing_never_fail_training(tmp_path: Path,
     def broken(run_dir: Path) -> None:
         raise RuntimeError("matplotlib exploded")
 
-    monkeypatch.setattr(cli, "load_dataset", _fake_load)
+    monkeypatch.setattr(runner, "load_dataset", _fake_load)
     monkeypatch.setattr(cli, "ROOT", tmp_path)
     monkeypatch.setattr(cli, "draw_run", broken)
     run = _main([*TRAIN[:-2], "--samples", "10", "--out", str(tmp_path / "run")])
@@ -519,7 +519,7 @@ def test_test_mode_writes_record_and_figures_to_out(trained: tuple[Run, Path],
                                                     tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     _, run_dir = trained
-    monkeypatch.setattr(cli, "load_dataset", _fake_load)
+    monkeypatch.setattr(runner, "load_dataset", _fake_load)
     out = tmp_path / "tested"
     before = (run_dir / "evaluation.npz").read_bytes()
     run = _main(["--mode", "test", "--checkpoint", str(run_dir / "checkpoint.npz"),

@@ -53,19 +53,39 @@ class Checkpoint:
         return int(self.arrays["hidden.theta"].shape[-1])
 
 
+class CheckpointWriteError(UserError):
+    """A checkpoint could not be written; the file at ``path`` (if any) is unchanged."""
+
+    def __init__(self, path: Path, reason: str, consequence: str):
+        super().__init__(f"cannot write checkpoint {path}: {reason}; {consequence}")
+        self.path = path
+        self.reason = reason
+
+
 def versions() -> dict[str, str]:
     return {"symstdp_genn": __version__, "numpy": np.__version__,
             "python": platform.python_version()}
 
 
 def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
-    """Write ``arrays`` and ``meta`` to ``path`` atomically; returns the path."""
+    """Write ``arrays`` and ``meta`` to ``path`` atomically; returns the path.
+
+    A failed write (disk full, folder gone read-only) raises :class:`UserError` and
+    leaves the file that was there before untouched: a full disk must cost the user
+    the last few samples, never the checkpoint."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "versions": versions(), **meta}
     payload = {**arrays, META_KEY: np.frombuffer(
         json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)}
-    write_npz(path, payload)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_npz(path, payload)
+    except OSError as exc:
+        kept = (f"the previous {path.name} there is unchanged; free some space (or fix the "
+                "folder's permissions) and resume from it" if path.is_file() else
+                "nothing was saved; free some space (or fix the folder's permissions) and "
+                "start again")
+        raise CheckpointWriteError(path, exc.strerror or str(exc), kept) from None
     return path
 
 

@@ -1,7 +1,8 @@
 """Command line: ``python run.py --mode train|test|plot|data``.
 
 Every problem a user can cause ends in one line on stderr and exit code 2;
-Ctrl-C during training saves a checkpoint and exits with 130.
+Ctrl-C or SIGTERM during training saves a checkpoint and exits with 130. Training
+itself, with everything that keeps a run folder safe, is :func:`runner.train_run`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, runner
 from .backends import resolve
 from .checkpoint import Checkpoint, check_size, load_checkpoint
 from .config import (
@@ -27,21 +28,14 @@ from .config import (
     list_presets,
     load_config,
 )
-from .data import (
-    DATASETS,
-    Dataset,
-    default_data_dir,
-    ensure_dataset,
-    load_dataset,
-    validation_split,
-)
+from .data import DATASETS, default_data_dir, ensure_dataset
 from .errors import UserError
 from .evaluation import EVALUATION_FILE, SILENT, EvaluationResult
 from .evaluator import Evaluator, labelling_samples, save_record
 from .network import build_network
 from .plotting import FIGURES_DIR, FigureReport, draw_figures, draw_run, draw_safely
 from .progress import ConsoleFilter, ConsoleFormatter
-from .training import DRIVER_PREFIX, Trainer
+from .training import DRIVER_PREFIX
 
 log = logging.getLogger("symstdp_genn")
 
@@ -125,7 +119,8 @@ def _config_for(args: argparse.Namespace, base: Config | None = None) -> Config:
     return load_config(args.preset, args.config, _flag_overrides(args))
 
 
-def _setup_logging(verbose: bool, log_file: Path | None = None) -> None:
+def _setup_logging(verbose: bool) -> None:
+    """Warnings (debug with -v) on stderr; a training run adds its own ``log.txt``."""
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for handler in list(root.handlers):
@@ -136,29 +131,18 @@ def _setup_logging(verbose: bool, log_file: Path | None = None) -> None:
         console.addFilter(ConsoleFilter())
     console.setFormatter(ConsoleFormatter())
     root.addHandler(console)
-    if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(log_file)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-
-
-def _load_data(config: Config, data_dir: Path | None) -> Dataset:
-    folder = data_dir if data_dir is not None else default_data_dir()
-    dataset = load_dataset(config.dataset, folder)
-    if config.training.validation:
-        dataset = validation_split(dataset)
-        log.info("validation mode: training on 50000 images, evaluating on the last 10000 "
-                 "training images (the test set is not touched)")
-    return dataset
 
 
 def _fresh_run_dir(base: Path) -> Path:
-    """``base``, or ``base-2``, ``base-3``... : never overwrite an earlier run's checkpoint."""
-    if not (base / "checkpoint.npz").exists():
+    """``base``, or ``base-2``, ``base-3``... : the first that holds no run and is not in use
+    (see :func:`runner.is_run_folder`), so a default run never lands in an earlier one."""
+    def taken(folder: Path) -> bool:
+        return runner.is_run_folder(folder) or runner.is_locked(folder)
+
+    if not taken(base):
         return base
     k = 2
-    while (base.parent / f"{base.name}-{k}" / "checkpoint.npz").exists():
+    while taken(base.parent / f"{base.name}-{k}"):
         k += 1
     return base.parent / f"{base.name}-{k}"
 
@@ -182,49 +166,48 @@ def _print_figures(report: FigureReport | None) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    resume: Checkpoint | None = None
     base: Config | None = None
     if args.resume is not None:
-        resume = load_checkpoint(args.resume)
-        data = resume.meta.get("config")
-        if not isinstance(data, dict):
-            raise UserError(f"{args.resume} holds no training config and cannot be resumed; "
-                            "train a new network instead")
-        if resume.meta.get("snapshot"):
-            raise UserError(f"{args.resume} is a weights-only snapshot; resume from the run's "
-                            "checkpoint.npz (snapshots can be tested, not resumed)")
-        base = config_from_dict(data)
+        _, base = runner.resumable_checkpoint(args.resume)
     config = _config_for(args, base)
-    if resume is not None:
-        check_size(resume, config.network.n_hidden, str(args.resume))
     if args.out is not None:
         run_dir = args.out
-    elif resume is not None:
+    elif args.resume is not None:
         run_dir = Path(args.resume).parent
     else:
         run_dir = _fresh_run_dir(ROOT / "models" / f"{config.name}-s{config.seed}")
-    _setup_logging(args.verbose, run_dir / "log.txt")
+    _setup_logging(args.verbose)
+    runner.check_run_dir(run_dir, args.resume)  # refuse before announcing anything
     backend = resolve(config.backend)
-    log.info("symstdp-genn %s: training %s on %s with the %s backend, seed %d, into %s",
-             __version__, config.name, config.dataset, backend, config.seed, run_dir)
-    dataset = _load_data(config, args.data_dir)
     print(f"training {config.name} ({config.network.n_hidden} hidden neurons, {config.dataset}, "
           f"{config.training.schedule} schedule) on the {backend} backend -> {run_dir}")
-    trainer = Trainer(config, dataset, run_dir, resume, str(args.resume or ""))
-    outcome = trainer.train(show_progress=not args.no_progress)
-    if outcome.interrupted:
-        print(f"interrupted after {outcome.samples_seen} samples; checkpoint saved to "
-              f"{outcome.checkpoint}\nresume with: python run.py --mode train --resume "
-              f"{outcome.checkpoint}", file=sys.stderr)
+    outcome = runner.train_run(config, run_dir, resume=args.resume, data_dir=args.data_dir,
+                               show_progress=not args.no_progress)
+    resume_hint = f"python run.py --mode train --resume {outcome.checkpoint}"
+    if outcome.interrupted_during == "final evaluation":
+        print(f"interrupted during the final evaluation; the trained network "
+              f"({outcome.samples_seen} samples) is saved in {outcome.checkpoint}\n"
+              f"evaluate it with: python run.py --mode test --checkpoint {outcome.checkpoint}",
+              file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(f"trained {outcome.samples_seen} samples in {outcome.train_seconds:.0f} s "
-          f"({outcome.samples_per_s:.1f} samples/s, {outcome.presentations} presentations)")
+    if outcome.interrupted:
+        by = f" ({outcome.stopped_by})" if outcome.stopped_by else ""
+        print(f"interrupted{by} after {outcome.samples_seen} samples; checkpoint saved to "
+              f"{outcome.checkpoint}\nresume with: {resume_hint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    total = (f"; {outcome.samples_seen} in total" if outcome.samples_trained
+             != outcome.samples_seen else "")
+    print(f"trained {outcome.samples_trained} samples in {outcome.train_seconds:.0f} s "
+          f"({outcome.samples_per_s:.1f} samples/s, {outcome.presentations} presentations"
+          f"{total})")
     if outcome.final is not None:
         what = "validation" if config.training.validation else "test"
         _print_result(outcome.final, what)
     print(f"checkpoint: {outcome.checkpoint}\nmetrics:    {run_dir / 'metrics.jsonl'}\n"
-          f"log:        {run_dir / 'log.txt'}")
-    _print_figures(draw_safely(lambda: draw_run(run_dir)))
+          f"log:        {run_dir / runner.LOG_FILE}")
+    with runner.run_log(run_dir / runner.LOG_FILE):  # skipped figures are noted there
+        report = draw_safely(lambda: draw_run(run_dir))
+    _print_figures(report)
     return 0
 
 
@@ -238,6 +221,24 @@ def _config_for_imported(args: argparse.Namespace, ckpt: Checkpoint) -> Config:
     return load_config(preset, args.config, _flag_overrides(args))
 
 
+def _test_report_dir(checkpoint: Path, n_test: int) -> Path:
+    """Where ``--mode test`` reports by default; never over a training's own report.
+
+    A run's ``checkpoint.npz`` → ``RUN/tests/<n>-images/`` (``-2``, ``-3``... when taken);
+    an original-format folder → that folder; any other file (a shipped network, a
+    snapshot) → ``<name>-test/`` beside it."""
+    if checkpoint.is_dir():
+        return checkpoint
+    if checkpoint.name != "checkpoint.npz":
+        return checkpoint.parent / f"{checkpoint.stem}-test"
+    base = checkpoint.parent / "tests" / f"{n_test}-images"
+    out, k = base, 2
+    while out.exists():
+        out = base.with_name(f"{base.name}-{k}")
+        k += 1
+    return out
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     if args.checkpoint is None:
         raise UserError("--mode test needs --checkpoint PATH (a checkpoint.npz written by "
@@ -248,7 +249,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     config = (_config_for(args, config_from_dict(data)) if isinstance(data, dict)
               else _config_for_imported(args, ckpt))
     check_size(ckpt, config.network.n_hidden, str(args.checkpoint))
-    dataset = _load_data(config, args.data_dir)
+    dataset = runner.load_data(config, args.data_dir)
     spec = build_network(config)
     backend = resolve(config.backend)
     evaluator = Evaluator(config, spec, backend)
@@ -261,18 +262,21 @@ def cmd_test(args: argparse.Namespace) -> int:
         print(f"labelling hidden neurons on {n_label} training images (the checkpoint has no "
               "assignments)")
     n_test = min(config.evaluation.samples or len(dataset.test_images), len(dataset.test_images))
+    path = Path(args.checkpoint)
+    folder = path if path.is_dir() else path.parent
+    out = args.out if args.out is not None else _test_report_dir(path, n_test)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder; choose another --out")
+    if runner.is_run_folder(out):
+        raise UserError(f"--out {out} is a training run folder; a test report would replace "
+                        "the report of its training. Leave out --out (reports go to "
+                        "RUN/tests/) or choose another folder")
     print(f"testing {args.checkpoint} ({config.network.n_hidden} hidden neurons, "
           f"{config.dataset}) on the {backend} backend")
     _, result = evaluator.label_and_test(state, dataset, n_label, n_test,
                                          show=not args.no_progress, assignments=assignments)
     _print_result(result, "validation" if config.training.validation else "test")
-    path = Path(args.checkpoint)
-    folder = path if path.is_dir() else path.parent
-    # a run's own checkpoint reports into its run folder; any other file (a shipped
-    # network, a snapshot) into '<name>-test/' beside it, so reports never collide
-    default_out = folder if path.is_dir() or path.name == "checkpoint.npz" else (
-        folder / f"{path.stem}-test")
-    out = args.out if args.out is not None else default_out
+    print(f"report:     {out}")
     record = save_record(out / EVALUATION_FILE, result, config, tag="test",
                          samples_seen=ckpt.meta.get("driver", {}).get("samples_seen"),
                          labelled=0 if assignments is not None else n_label,

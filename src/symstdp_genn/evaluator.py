@@ -62,6 +62,9 @@ class Evaluator:
         self.spec = spec
         self.backend_name = backend_name
         self._backend: Backend | None = None
+        #: polled after every batch; True aborts the pass with KeyboardInterrupt, as Ctrl-C
+        #: would (how a stop requested from another thread ends a long final evaluation)
+        self.should_stop: Callable[[], bool] | None = None
 
     @property
     def backend(self) -> Backend:
@@ -105,6 +108,8 @@ class Evaluator:
             forced[lo:hi] = result.forced[: hi - lo]
             if progress is not None:
                 progress(hi - lo)
+            if self.should_stop is not None and self.should_stop():
+                raise KeyboardInterrupt
         return hidden, output, retries, forced, time.perf_counter() - start
 
     def label_neurons(self, state: Mapping[str, np.ndarray], images: np.ndarray,

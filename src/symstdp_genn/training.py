@@ -14,19 +14,28 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .backends import create_backend, resolve
-from .checkpoint import Checkpoint, check_size, save_checkpoint
+from .checkpoint import (
+    Checkpoint,
+    CheckpointWriteError,
+    atomic_path,
+    check_size,
+    save_checkpoint,
+)
 from .config import Config
 from .data import Dataset
+from .errors import UserError
 from .evaluation import (
     EVALUATION_FILE,
     SILENT,
@@ -53,6 +62,10 @@ SNAPSHOT_KEYS = ("input_to_hidden.g", "hidden_to_output.g", "hidden.theta", "ass
 
 @dataclass
 class TrainingOutcome:
+    """What a training session did. ``samples_seen`` counts from the run's start (a resumed
+    run included); ``samples_trained``, ``train_seconds`` and ``samples_per_s`` are this
+    session's alone, so the rate is never a total count over a partial time."""
+
     run_dir: Path
     checkpoint: Path
     samples_seen: int
@@ -61,16 +74,28 @@ class TrainingOutcome:
     presentations: int
     final: EvaluationResult | None
     interrupted: bool = False
+    samples_trained: int = 0
+    #: "" when not interrupted, else "training" or "final evaluation"
+    interrupted_during: str = ""
+    #: the signal that stopped the run ("SIGINT", "SIGTERM"), or "stop request"
+    stopped_by: str = ""
 
 
 class MetricsLog:
-    """Append-only JSON lines; one object per event (train progress, evaluation)."""
+    """Append-only JSON lines; one object per event (start, train progress, evaluation).
+
+    Every line carries ``time`` (ISO 8601, UTC) and ``elapsed_s`` (seconds since this
+    training session began), so a log that spans resumes still reads as a timeline."""
 
     def __init__(self, path: Path):
         self.path = path
+        self._started = time.monotonic()
 
     def write(self, event: str, **fields: Any) -> None:
-        record = {"event": event, **{k: _finite(v) for k, v in fields.items()}}
+        record = {"event": event,
+                  "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                  "elapsed_s": round(time.monotonic() - self._started, 3),
+                  **{k: _finite(v) for k, v in fields.items()}}
         with self.path.open("a") as handle:
             handle.write(json.dumps(record, sort_keys=True, default=_jsonable, allow_nan=False)
                          + "\n")
@@ -91,27 +116,54 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(type(value))
 
 
-@contextmanager
-def _interrupt_flag() -> Iterator[dict[str, bool]]:
-    """First Ctrl-C sets a flag (the loop saves and stops at the next sample); a second
-    one interrupts at once."""
-    flag = {"stop": False}
-    previous = signal.getsignal(signal.SIGINT)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM")
+                     if hasattr(signal, name))
 
-    def handler(signum: int, frame: object) -> None:
-        if flag["stop"]:
+
+class StopRequest:
+    """Ctrl-C, SIGTERM (what ``kill``, ``timeout`` and batch schedulers send) and a
+    ``threading.Event`` all ask a training to stop the same way.
+
+    While training, the first request sets :attr:`stop` (the loop saves a checkpoint and
+    stops after the current sample); a second signal interrupts at once. Once
+    :attr:`immediate` is set (the final checkpoint is written, the final evaluation runs)
+    a signal raises ``KeyboardInterrupt`` straight away: nothing is left to save.
+    """
+
+    def __init__(self, event: threading.Event | None = None):
+        self.event = event
+        self.signalled = ""
+        self.immediate = False
+
+    @property
+    def stop(self) -> bool:
+        return bool(self.signalled) or (self.event is not None and self.event.is_set())
+
+    @property
+    def source(self) -> str:
+        return self.signalled or ("stop request" if self.stop else "")
+
+    def handle(self, signum: int, frame: object) -> None:
+        if self.signalled or self.immediate:
+            self.signalled = self.signalled or signal.Signals(signum).name
             raise KeyboardInterrupt
-        flag["stop"] = True
+        self.signalled = signal.Signals(signum).name
 
-    try:
-        signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread: no handler, KeyboardInterrupt as usual
-        yield flag
-        return
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    @contextmanager
+    def installed(self) -> Iterator[StopRequest]:
+        """Install the signal handlers for the block; only the main thread can (elsewhere
+        the caller's ``threading.Event`` is the way to stop)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+        for s in STOP_SIGNALS:
+            signal.signal(s, self.handle)
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
 
 class Trainer:
@@ -195,8 +247,13 @@ class Trainer:
         arrays = self.checkpoint_arrays()
         meta = self.checkpoint_meta()
         path = save_checkpoint(self.run_dir / "checkpoint.npz", arrays, meta)
-        save_checkpoint(self.run_dir / "snapshots" / f"samples-{self.samples_seen:08d}.npz",
-                        {k: arrays[k] for k in SNAPSHOT_KEYS}, {**meta, "snapshot": True})
+        snapshot = self.run_dir / "snapshots" / f"samples-{self.samples_seen:08d}.npz"
+        try:
+            save_checkpoint(snapshot, {k: arrays[k] for k in SNAPSHOT_KEYS},
+                            {**meta, "snapshot": True})
+        except CheckpointWriteError as exc:
+            raise UserError(f"cannot write snapshot {snapshot}: {exc.reason}; {path} itself "
+                            "is saved: free some space and resume from it") from None
         return path
 
     # -- schedule ------------------------------------------------------------------------
@@ -264,21 +321,49 @@ class Trainer:
                  100 * result.silent_fraction)
         return result
 
+    def write_config(self) -> Path:
+        """``config.yaml``: the config as asked (it loads back to the same Config), and, as
+        a comment, the backend ``auto`` resolved to (also in the checkpoint's metadata and
+        in ``metrics.jsonl``'s ``start`` event)."""
+        path = self.run_dir / "config.yaml"
+        text = (self.config.to_yaml()
+                + f"# backend used: {self.backend_name} (asked: {self.config.backend})\n")
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
+        return path
+
     # -- main loop -------------------------------------------------------------------------
-    def train(self, show_progress: bool = True, final_evaluation: bool = True) -> TrainingOutcome:
+    def train(self, show_progress: bool = True, final_evaluation: bool = True,
+              stop_event: threading.Event | None = None) -> TrainingOutcome:
+        """Train to ``self.total`` samples, save the checkpoint, then evaluate.
+
+        Ctrl-C, SIGTERM or ``stop_event`` while training: the checkpoint is saved and the
+        outcome says ``interrupted``. The final checkpoint is written before the final
+        evaluation starts, so a stop during that evaluation loses no training."""
+        request = StopRequest(stop_event)
+        with request.installed():
+            return self._train(show_progress, final_evaluation, request)
+
+    def _train(self, show_progress: bool, final_evaluation: bool,
+               request: StopRequest) -> TrainingOutcome:
         t, ev = self.config.training, self.config.evaluation
         ds = self.dataset
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.yaml").write_text(self.config.to_yaml())
+        self.write_config()
         start_seen = self.samples_seen
+        self.metrics.write("start", samples_seen=start_seen, total=self.total,
+                           backend=self.backend_name, backend_requested=self.config.backend)
         if self.stage:
             self.sim.set_mode(self.stage)
         elapsed = 0.0
         interrupted = False
-        with _interrupt_flag() as flag, ProgressBar(self.total, "training", show_progress,
-                                                     initial=self.samples_seen) as bar:
+        with ProgressBar(self.total, "training", show_progress,
+                         initial=self.samples_seen) as bar:
             last_log = time.perf_counter()
             while self.samples_seen < self.total:
+                if request.stop:  # checked before each sample: a stop asked early trains none
+                    interrupted = True
+                    break
                 stage, index = self.position(self.samples_seen)
                 if stage != self.stage:
                     self.enter_stage(stage)
@@ -316,23 +401,34 @@ class Trainer:
                 if t.eval_every and k % t.eval_every == 0 and k < self.total:
                     self.evaluate(ev.periodic_samples, ev.periodic_samples, "periodic",
                                   show_progress)
-                if flag["stop"]:
-                    interrupted = True
-                    break
         done = self.samples_seen - start_seen
         rate = done / elapsed if elapsed > 0 else float("nan")
-        if interrupted:
-            path = self.save()
-            self.metrics.write("interrupted", samples_seen=self.samples_seen)
+        path = self.save()  # before any final evaluation: a stop there loses no training
+
+        def outcome(final: EvaluationResult | None, during: str = "") -> TrainingOutcome:
             return TrainingOutcome(self.run_dir, path, self.samples_seen, elapsed, rate,
-                                   self.sim.presentations, None, interrupted=True)
-        final = None
-        if final_evaluation:
-            n_test = ev.samples if ev.samples is not None else len(ds.test_images)
+                                   self.sim.presentations, final, interrupted=bool(during),
+                                   samples_trained=done, interrupted_during=during,
+                                   stopped_by=request.source if during else "")
+
+        if interrupted:
+            self.metrics.write("interrupted", samples_seen=self.samples_seen,
+                               during="training", by=request.source)
+            return outcome(None, "training")
+        if not final_evaluation:
+            return outcome(None)
+        n_test = ev.samples if ev.samples is not None else len(ds.test_images)
+        request.immediate = True
+        self.evaluator.should_stop = lambda: request.stop
+        try:
             final = self.evaluate(ev.assignment_samples, n_test, "final", show_progress,
                                   save_after_labelling=True)
-            path = self.run_dir / "checkpoint.npz"
-        else:
-            path = self.save()
-        return TrainingOutcome(self.run_dir, path, self.samples_seen, elapsed, rate,
-                               self.sim.presentations, final)
+        except KeyboardInterrupt:
+            log.info("final evaluation interrupted; the trained network is saved in %s", path)
+            self.metrics.write("interrupted", samples_seen=self.samples_seen,
+                               during="final evaluation", by=request.source or "SIGINT")
+            return outcome(None, "final evaluation")
+        finally:
+            self.evaluator.should_stop = None
+            request.immediate = False
+        return outcome(final)

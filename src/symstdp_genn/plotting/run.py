@@ -82,10 +82,19 @@ def _config_of(ckpt: Checkpoint | None, run_dir: Path | None) -> Config | None:
     return None
 
 
+class FigureWriteError(UserError):
+    """A figure file could not be written (disk full, read-only folder)."""
+
+
 def _attempt(report: FigureReport, name: str, draw: Callable[[], Path | list[Path] | None]
              ) -> None:
     try:
         out = draw()
+    except OSError as exc:  # the disk, not the figure: every other figure would fail too
+        raise FigureWriteError(f"cannot write figure {report.out_dir / name}: "
+                               f"{exc.strerror or exc}; free some space (or fix the folder's "
+                               "permissions) and draw the figures again with --mode plot"
+                               ) from None
     except Exception as exc:  # one broken figure must not stop the others
         log.warning("figure %s failed: %s: %s", name, type(exc).__name__, exc)
         report.failed.append(f"{name}: {type(exc).__name__}: {exc}")
@@ -262,12 +271,15 @@ def matplotlib_available() -> bool:
 
 def draw_safely(draw: Callable[[], FigureReport]) -> FigureReport | None:
     """Figures as a by-product (end of training, ``--mode test``): without matplotlib, or
-    on any error, log one line and return None; never raise (Ctrl-C excepted)."""
+    on any error, log one line and return None; never raise (Ctrl-C excepted) except
+    :class:`FigureWriteError`: a full disk is an error the user must see and fix."""
     if not matplotlib_available():
         log.warning("figures not drawn: matplotlib is not installed (pip install matplotlib)")
         return None
     try:
         return draw()
+    except FigureWriteError:
+        raise
     except Exception as exc:
         log.warning("figures not drawn: %s: %s", type(exc).__name__, exc)
         return None
