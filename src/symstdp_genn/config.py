@@ -47,6 +47,9 @@ class NetworkConfig:
     theta_plus: float = field(default=0.07, metadata=_range(0.0, 10.0))
     theta_init: float = field(default=20.0, metadata=_range(0.0, 1000.0))
     threshold_rule: str = field(default="code", metadata=_choices("code", "paper"))
+    #: ``exact``: θ in double, its slow decay computed exactly (spec §1); ``float32``:
+    #: the original's single-precision θ, whose decay rounds away at large τ_θ
+    theta_decay: str = field(default="exact", metadata=_choices("exact", "float32"))
     eta_input_to_hidden: float = field(default=0.005, metadata=_range(0.0, 10.0))
     eta_hidden_to_output: float = field(default=0.04, metadata=_range(0.0, 10.0))
     w_max_input_to_hidden: float = field(default=1.0, metadata=_range(0.0, None, lo_open=True))
