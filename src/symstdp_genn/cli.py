@@ -27,13 +27,14 @@ from .config import (
     list_presets,
     load_config,
 )
-from .data import DATASETS, Dataset, ensure_dataset, load_dataset, validation_split
+from .data import DATASETS, Dataset, ensure_dataset, load_dataset
 from .errors import UserError
 from .evaluation import EVALUATION_FILE, SILENT, EvaluationResult
 from .evaluator import Evaluator, save_record
 from .network import build_network
 from .plotting import FIGURES_DIR, FigureReport, draw_figures, draw_run, draw_safely
-from .training import DRIVER_PREFIX, Trainer
+from .selection import BEST_FILE, protocol_datasets, selection_label
+from .training import DRIVER_PREFIX, Trainer, TrainingOutcome
 
 log = logging.getLogger("symstdp_genn")
 
@@ -118,14 +119,15 @@ def _setup_logging(verbose: bool, log_file: Path | None = None) -> None:
         root.addHandler(handler)
 
 
-def _load_data(config: Config, data_dir: Path | None) -> Dataset:
+def _load_data(config: Config, data_dir: Path | None) -> tuple[Dataset, Dataset]:
+    """``(training, final)`` datasets of the run's protocol (:func:`protocol_datasets`)."""
     folder = data_dir if data_dir is not None else ROOT / "data"
-    dataset = load_dataset(config.dataset, folder)
+    training, final = protocol_datasets(load_dataset(config.dataset, folder), config)
     if config.training.validation:
-        dataset = validation_split(dataset)
-        log.info("validation mode: training on 50000 images, evaluating on the last 10000 "
-                 "training images (the test set is not touched)")
-    return dataset
+        log.info("three-way split: training on the first %d images, periodic evaluations on "
+                 "the last %d training images, the test set once at the end",
+                 len(training.train_images), len(training.test_images))
+    return training, final
 
 
 def _fresh_run_dir(base: Path) -> Path:
@@ -148,6 +150,29 @@ def _print_result(result: EvaluationResult, what: str) -> None:
     print(f"  supervised accuracy  {_pct(result.supervised_accuracy)}"
           f"   (silent output on {_pct(result.silent_fraction)})")
     print(f"  assignment accuracy  {_pct(result.assignment_accuracy)}")
+
+
+def _print_selection(outcome: TrainingOutcome, config: Config) -> None:
+    """The final report: the last checkpoint and, in a selecting run, the selected one,
+    both tested once on the test set, with the split that selected it named."""
+    sel = outcome.selection
+    if sel is not None:
+        ev = config.evaluation
+        label = (ev.periodic_label_samples if ev.periodic_label_samples is not None
+                 else ev.assignment_samples)
+        curve = sel["curve"]
+        n_images = ev.periodic_samples or "all"
+        print(f"periodic evaluations: {len(curve)} on the {sel['split']} "
+              f"{'split' if sel['split'] == 'validation' else 'set'} ({n_images} images each, "
+              f"labelled on {label} training images)")
+        if sel["best_samples"] is not None:
+            print(f"best {sel['readout']} score {_pct(sel['best_score'])} after "
+                  f"{sel['best_samples']} samples: {selection_label(sel['split'])}")
+    if outcome.final is not None:
+        _print_result(outcome.final, "test" if sel is None else "test, last checkpoint")
+    if outcome.best is not None:
+        _print_result(outcome.best, f"test, best checkpoint ({BEST_FILE}, "
+                                    f"{selection_label(sel['split'])})")
 
 
 def _print_figures(report: FigureReport | None) -> None:
@@ -182,10 +207,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     backend = resolve(config.backend)
     log.info("symstdp-genn %s: training %s on %s with the %s backend, seed %d, into %s",
              __version__, config.name, config.dataset, backend, config.seed, run_dir)
-    dataset = _load_data(config, args.data_dir)
+    dataset, final_dataset = _load_data(config, args.data_dir)
     print(f"training {config.name} ({config.network.n_hidden} hidden neurons, {config.dataset}, "
           f"{config.training.schedule} schedule) on the {backend} backend -> {run_dir}")
-    trainer = Trainer(config, dataset, run_dir, resume, str(args.resume or ""))
+    trainer = Trainer(config, dataset, run_dir, resume, str(args.resume or ""),
+                      final_dataset=final_dataset)
     outcome = trainer.train(show_progress=not args.no_progress)
     if outcome.interrupted:
         print(f"interrupted after {outcome.samples_seen} samples; checkpoint saved to "
@@ -194,9 +220,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     print(f"trained {outcome.samples_seen} samples in {outcome.train_seconds:.0f} s "
           f"({outcome.samples_per_s:.1f} samples/s, {outcome.presentations} presentations)")
-    if outcome.final is not None:
-        what = "validation" if config.training.validation else "test"
-        _print_result(outcome.final, what)
+    _print_selection(outcome, config)
     print(f"checkpoint: {outcome.checkpoint}\nmetrics:    {run_dir / 'metrics.jsonl'}\n"
           f"log:        {run_dir / 'log.txt'}")
     _print_figures(draw_safely(lambda: draw_run(run_dir)))
@@ -223,7 +247,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     config = (_config_for(args, config_from_dict(data)) if isinstance(data, dict)
               else _config_for_imported(args, ckpt))
     check_size(ckpt, config.network.n_hidden, str(args.checkpoint))
-    dataset = _load_data(config, args.data_dir)
+    _, dataset = _load_data(config, args.data_dir)
     spec = build_network(config)
     backend = resolve(config.backend)
     evaluator = Evaluator(config, spec, backend)
@@ -240,7 +264,7 @@ def cmd_test(args: argparse.Namespace) -> int:
           f"{config.dataset}) on the {backend} backend")
     _, result = evaluator.label_and_test(state, dataset, n_label, n_test,
                                          show=not args.no_progress, assignments=assignments)
-    _print_result(result, "validation" if config.training.validation else "test")
+    _print_result(result, "test")
     path = Path(args.checkpoint)
     folder = path if path.is_dir() else path.parent
     # a run's own checkpoint reports into its run folder; any other file (a shipped

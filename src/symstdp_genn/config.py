@@ -93,7 +93,15 @@ class EvaluationConfig:
     batch_size: int = field(default=8, metadata=_range(1, 4096))
     samples: int | None = field(default=None, metadata=_range(1, None))
     assignment_samples: int = field(default=10_000, metadata=_range(0, None))
-    periodic_samples: int = field(default=1000, metadata=_range(1, None))
+    #: images each periodic evaluation scores (None: the whole split it scores)
+    periodic_samples: int | None = field(default=None, metadata=_range(1, None))
+    #: training images periodic evaluations label on (None: ``assignment_samples``)
+    periodic_label_samples: int | None = field(default=None, metadata=_range(0, None))
+    #: the readout whose periodic score selects ``best.npz``
+    select_on_readout: str = field(default="supervised",
+                                   metadata=_choices("supervised", "assignment"))
+    #: ``validation`` (the three-way split) or ``test`` (the original's protocol: optimistic)
+    select_split: str = field(default="validation", metadata=_choices("validation", "test"))
 
 
 @dataclass
@@ -256,12 +264,20 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def preset_dict(name: str) -> dict[str, Any]:
+def preset_dict(name: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A preset's values; a preset may name another as its base (``preset: NAME``), as the
+    ``paper-*`` presets do: the original's protocol on top of a network preset."""
     path = PRESET_DIR / f"{name}.yaml"
     if not path.is_file():
         raise UserError(f"unknown preset '{name}'; available: {', '.join(list_presets())}")
+    if name in _seen:
+        raise UserError(f"preset '{name}' names itself as its base (via {' -> '.join(_seen)})")
     data = _read_yaml(path)
-    data.setdefault("name", name)
+    own_name = data.get("name", name)
+    base = data.pop("preset", None)
+    if base is not None:
+        data = _merge(preset_dict(str(base), (*_seen, name)), data)
+    data["name"] = own_name
     return data
 
 
