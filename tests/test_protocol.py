@@ -174,8 +174,8 @@ def test_best_npz_and_the_curve_survive_an_interruption_and_resume(
 
 
 def test_resume_of_a_float32_theta_checkpoint_continues_with_exact_theta(tmp_path: Path) -> None:
-    """A checkpoint written before issue 10 (θ float32, no theta_decay key) still resumes;
-    θ is widened exactly and saved as float64 from then on."""
+    """A checkpoint written before issue 10 (θ float32, no theta_decay key) loads as a
+    float32-θ run; resumed with exact θ, θ is widened exactly and saved as float64."""
     dataset = synthetic_dataset()
     old = small_config(16, **{"training.samples": 10, "network.theta_decay": "float32"})
     Trainer(old, dataset, tmp_path / "old").train(show_progress=False, final_evaluation=False)
@@ -184,6 +184,9 @@ def test_resume_of_a_float32_theta_checkpoint_continues_with_exact_theta(tmp_pat
     del ckpt.meta["config"]["network"]["theta_decay"]
     save_checkpoint(tmp_path / "old" / "checkpoint.npz", ckpt.arrays, ckpt.meta)
     ckpt = load_checkpoint(tmp_path / "old" / "checkpoint.npz")
+    # its config keeps the dynamics it was trained with (tests reproduce its numbers) ...
+    assert ckpt.meta["config"]["network"]["theta_decay"] == "float32"
+    # ... and asking for exact θ on top widens θ exactly
     new = small_config(16, **{"training.samples": 10})
     assert new.network.theta_decay == "exact"
     trainer = Trainer(new, dataset, tmp_path / "new", ckpt)
