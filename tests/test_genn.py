@@ -3,16 +3,17 @@
 Skipped as a whole when PyGeNN 5 is not installed. The GeNN side runs on GeNN's
 ``single_threaded_cpu`` backend, which every PyGeNN build has.
 
-Tolerance of the exact comparisons: both backends compute in float32 in the
-order the model code states, but GeNN compiles with its own flags (``-O3
--ffast-math`` with ``optimize_code``: reassociation and fused multiply-adds
-allowed) and sums synaptic input in its own order (all-but-self inhibition
-diagonal by diagonal, projections in its merged-group order), while the builtin
-backend forbids contraction. Each step may therefore differ by an ulp or two;
-after 300 steps we measured differences of at most 1e-5 mV on potentials of
-~60 mV and 1e-6 on weights (a few ulp), so states must agree to 1e-5 relative
-plus 1e-6 absolute. Spike trains, which decide everything else, must agree
-exactly.
+Tolerance of the exact comparisons: both backends compute in float32 (θ, declared
+double under ``theta_decay: exact``, in double: C's conversions in both, GeNN's
+double overloads and the builtin's type-generic math) in the order the model code
+states, but GeNN compiles with its own flags (``-O3 -ffast-math`` with
+``optimize_code``: reassociation and fused multiply-adds allowed) and sums synaptic
+input in its own order (all-but-self inhibition diagonal by diagonal, projections in
+its merged-group order), while the builtin backend forbids contraction. Each step
+may therefore differ by an ulp or two; after 300 steps we measured differences of at
+most 1e-5 mV on potentials of ~60 mV and 1e-6 on weights (a few ulp), so states must
+agree to 1e-5 relative plus 1e-6 absolute. Spike trains, which decide everything else,
+must agree exactly.
 """
 
 from __future__ import annotations
