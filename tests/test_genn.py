@@ -120,7 +120,8 @@ def test_theta_decays_exactly_in_both_backends_or_rounds_away_in_both(decay: str
         assert theta.max() < 19.991
     else:
         np.testing.assert_array_equal(theta, np.float32(20.0))
-    np.testing.assert_allclose(theta, builtin.get_var(HIDDEN, "theta"), rtol=1e-13)
+    # GeNN's -ffast-math may reassociate dt·θ/τ_θ: ~1e-16 per step, ~1e-12 after 20 000
+    np.testing.assert_allclose(theta, builtin.get_var(HIDDEN, "theta"), rtol=1e-11)
 
 
 def test_recording_longer_than_the_buffer_counts_every_spike() -> None:
