@@ -8,6 +8,7 @@ checked alongside.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import platform
 from pathlib import Path
@@ -75,8 +76,9 @@ def test_refractory_neuron_keeps_its_potential_and_clamps_at_minus_100() -> None
     assert v[3] == -80.0  # timer exactly 2 ms is still refractory
 
 
-def test_hidden_spike_resets_and_raises_theta_by_the_code_rule() -> None:
-    b = make()
+@pytest.mark.parametrize("decay", ["exact", "float32"])
+def test_hidden_spike_resets_and_raises_theta_by_the_code_rule(decay: str) -> None:
+    b = make(**{"network.theta_decay": decay})
     b.set_var("hidden", "V", np.array([-30.0, -60.0, -60.0, -60.0]))
     b.set_var("hidden", "timer", 10.0)
     b.run(1)
@@ -84,19 +86,68 @@ def test_hidden_spike_resets_and_raises_theta_by_the_code_rule() -> None:
     assert b.get_var("hidden", "spikes")[0, 0] == 0
     assert b.get_var("hidden", "V")[0, 0] == -65.0
     assert b.get_var("hidden", "timer")[0, 0] == 0.0
-    theta = f32(20.0) - f32(0.5) * f32(20.0) / f32(6e6)
-    theta = theta + f32(0.07) * (f32(20.0) - f32(10.0)) / abs(theta - f32(10.0))
+    if decay == "float32":
+        theta = f32(20.0) - f32(0.5) * f32(20.0) / f32(6e6)
+        theta = theta + f32(0.07) * (f32(20.0) - f32(10.0)) / abs(theta - f32(10.0))
+    else:  # θ double: C promotes every expression that reads it; θ₊ is a float parameter
+        theta = 20.0 - 0.5 * 20.0 / 6e6
+        theta = theta + float(f32(0.07) * (f32(20.0) - f32(10.0))) / abs(theta - 10.0)
+    assert b.get_var("hidden", "theta").dtype == (np.float32 if decay == "float32"
+                                                  else np.float64)
     assert b.get_var("hidden", "theta")[0, 0] == theta
     assert theta == pytest.approx(20.07, abs=1e-5)
 
 
-def test_paper_threshold_rule_adds_a_constant() -> None:
-    b = make(**{"network.threshold_rule": "paper", "network.theta_init": 40.0})
+@pytest.mark.parametrize("decay", ["exact", "float32"])
+def test_paper_threshold_rule_adds_a_constant(decay: str) -> None:
+    b = make(**{"network.threshold_rule": "paper", "network.theta_init": 40.0,
+                "network.theta_decay": decay})
     b.set_var("hidden", "V", -10.0)
     b.set_var("hidden", "timer", 10.0)
     b.run(1)
-    theta = f32(40.0) - f32(0.5) * f32(40.0) / f32(6e6) + f32(0.07)
+    if decay == "float32":
+        theta = f32(40.0) - f32(0.5) * f32(40.0) / f32(6e6) + f32(0.07)
+    else:
+        theta = 40.0 - 0.5 * 40.0 / 6e6 + float(f32(0.07))
     assert b.get_var("hidden", "theta")[0, 0] == theta
+
+
+@pytest.mark.parametrize("tau", [2e7, 7e6])
+def test_exact_theta_decays_at_the_stated_rate_and_float32_rounds_it(tau: float) -> None:
+    """Issue 10: at τ_θ = 2·10⁷ ms the float32 decrement (5·10⁻⁷) is below half an ulp
+    of θ = 20, so θ never moves; at 7·10⁶ ms it is rounded to whole ulps (a third too
+    fast). θ in double follows θ·(1 − dt/τ_θ)ⁿ to double accuracy."""
+    steps = 20_000  # silent network (no input): only the decay acts
+    exact = make(**{"network.tau_theta_ms": tau})
+    exact.run(steps)
+    expected = 20.0 * (1.0 - 0.5 / tau) ** steps
+    np.testing.assert_allclose(exact.get_var("hidden", "theta"), expected, rtol=1e-12)
+    assert expected < 20.0 - 0.009  # it really decays (by 10–29 float32 ulps of 20)
+    rounded = make(**{"network.tau_theta_ms": tau, "network.theta_decay": "float32"})
+    rounded.run(steps)
+    theta32 = rounded.get_var("hidden", "theta")[0, 0]
+    if tau == 2e7:
+        assert theta32 == f32(20.0)  # the original's defect: no decay at all
+    else:
+        assert abs((20.0 - theta32) / (20.0 - expected) - 1.0) > 0.2  # distorted
+
+
+def test_float32_theta_reproduces_the_single_precision_build_bit_for_bit() -> None:
+    """``theta_decay: float32`` compiles the model as before θ had a type of its own: the
+    whole state after 3000 learning steps hashes to the value the build before issue 10
+    produced (commit 830c7ac; the same check as tests/test_genn's spike trains)."""
+    cfg = small_config(12, **{"network.tau_theta_ms": 7e6, "network.theta_decay": "float32"})
+    b = BuiltinBackend(build_network(cfg), 1, 5)
+    b.set_var("input", "rate", np.random.default_rng(0).random(784) * 64)
+    b.run(3000)
+    state = b.get_state()
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        value = np.ascontiguousarray(state[key])
+        digest.update(key.encode() + str(value.dtype).encode() + value.tobytes())
+    assert state["hidden.theta"].dtype == np.float32
+    assert digest.hexdigest() == (
+        "fe847f2bd6b0afd4986944a4aad3e6a88d2cc61c69e422ce200b8e67681aebbb")
 
 
 def test_theta_is_frozen_when_learning_is_off() -> None:

@@ -37,7 +37,7 @@ def _arrays(seed: int = 0, n: int = N) -> dict[str, np.ndarray]:
     }
 
 
-META = {"config": {"name": "mnist-100", "network": {"n_hidden": N}},
+META = {"config": {"name": "mnist-100", "network": {"n_hidden": N, "theta_decay": "float32"}},
         "driver": {"samples_seen": 1234, "stage": "joint"}}
 
 
@@ -464,3 +464,14 @@ def test_import_original_empty_file_is_one_line_without_warnings(
     msg = str(info.value)
     assert "\n" not in msg and name in msg and "empty" in msg
     assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize(("dtype", "pinned"), [(np.float32, "float32"), (np.float64, None)])
+def test_a_checkpoint_from_before_theta_decay_loads_as_a_float32_theta_run(
+        tmp_path: Path, dtype: type, pinned: str | None) -> None:
+    """Issue 10: a config without ``network.theta_decay`` and a float32 θ is a checkpoint
+    trained before exact θ decay existed; it keeps those dynamics (not the new default)."""
+    arrays = {**_arrays(), "hidden.theta": _arrays()["hidden.theta"].astype(dtype)}
+    meta = {"config": {"name": "mnist-100", "network": {"n_hidden": N}}}
+    ckpt = load_checkpoint(save_checkpoint(tmp_path / "old.npz", arrays, meta))
+    assert ckpt.meta["config"]["network"].get("theta_decay") == pinned

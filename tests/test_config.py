@@ -48,7 +48,22 @@ def _user_error(**kwargs: object) -> str:
 
 
 def test_preset_list_is_exactly_the_spec_table() -> None:
-    assert sorted(list_presets()) == sorted(SPEC_TABLE)
+    """The network presets are the spec's table; each has a ``paper-`` twin (the protocol)."""
+    assert sorted(list_presets()) == sorted([*SPEC_TABLE, *(f"paper-{p}" for p in SPEC_TABLE)])
+
+
+@pytest.mark.parametrize("preset", sorted(SPEC_TABLE))
+def test_paper_preset_is_the_network_preset_under_the_original_protocol(preset: str) -> None:
+    """Issue 10: 20 epochs (5 joint + 15 hidden→output, the original HEAD's layerwise
+    schedule), the full test set scored every 10 000 samples, selection on the test set."""
+    base, paper = load_config(preset), load_config(f"paper-{preset}")
+    assert paper.name == f"paper-{preset}"
+    assert paper.network == base.network and paper.dataset == base.dataset
+    t, ev = paper.training, paper.evaluation
+    assert (t.schedule, t.epochs, t.output_epochs) == ("layerwise", 5, 15)
+    assert (t.eval_every, t.validation) == (10_000, False)
+    assert (ev.select_split, ev.select_on_readout, ev.periodic_samples) == (
+        "test", "supervised", None)
 
 
 @pytest.mark.parametrize("preset", sorted(SPEC_TABLE))

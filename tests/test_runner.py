@@ -58,7 +58,7 @@ def test_train_run_trains_logs_and_keeps_other_handlers(tmp_path: Path) -> None:
     assert out.samples_seen == out.samples_trained == 20
     assert out.final is not None and out.final.n == 12
     log_text = (tmp_path / "run" / "log.txt").read_text()
-    assert "training mnist-100" in log_text and "evaluation (final)" in log_text
+    assert "training mnist-100" in log_text and "evaluation (final, test split)" in log_text
     assert not any(isinstance(h, logging.FileHandler) and "run" in h.baseFilename
                    for h in root.handlers)
 

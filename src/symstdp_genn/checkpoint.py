@@ -156,7 +156,18 @@ def load_checkpoint(path: Path) -> Checkpoint:
         if key not in arrays:
             raise UserError(f"checkpoint {path} lacks '{key}'; it is incomplete or corrupt")
     check_values(arrays, str(path))
+    _pin_theta_decay(meta, arrays["hidden.theta"])
     return Checkpoint(arrays, meta)
+
+
+def _pin_theta_decay(meta: dict[str, Any], theta: np.ndarray) -> None:
+    """A checkpoint written before ``network.theta_decay`` existed was trained with θ in
+    float32: its config says so from now on, so that testing it reproduces its numbers
+    and resuming it continues the same dynamics (the new default would be ``exact``)."""
+    network = meta.get("config", {}).get("network") if isinstance(meta.get("config"), dict) \
+        else None
+    if isinstance(network, dict) and "theta_decay" not in network and theta.dtype == np.float32:
+        network["theta_decay"] = "float32"
 
 
 def _first_bad(values: np.ndarray, bad: np.ndarray) -> str:

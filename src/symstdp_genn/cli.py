@@ -35,7 +35,8 @@ from .evaluator import Evaluator, labelling_samples, save_record
 from .network import build_network
 from .plotting import FIGURES_DIR, FigureReport, draw_figures, draw_run, draw_safely
 from .progress import ConsoleFilter, ConsoleFormatter
-from .training import DRIVER_PREFIX
+from .selection import BEST_FILE, selection_label
+from .training import DRIVER_PREFIX, TrainingOutcome
 
 log = logging.getLogger("symstdp_genn")
 
@@ -159,6 +160,29 @@ def _print_result(result: EvaluationResult, what: str) -> None:
     print(f"  assignment accuracy  {_pct(result.assignment_accuracy)}")
 
 
+def _print_selection(outcome: TrainingOutcome, config: Config) -> None:
+    """The final report: the last checkpoint and, in a selecting run, the selected one,
+    both tested once on the test set, with the split that selected it named."""
+    sel = outcome.selection
+    if sel is not None:
+        ev = config.evaluation
+        label = (ev.periodic_label_samples if ev.periodic_label_samples is not None
+                 else ev.assignment_samples)
+        curve = sel["curve"]
+        n_images = ev.periodic_samples or "all"
+        print(f"periodic evaluations: {len(curve)} on the {sel['split']} "
+              f"{'split' if sel['split'] == 'validation' else 'set'} ({n_images} images each, "
+              f"labelled on {label} training images)")
+        if sel["best_samples"] is not None:
+            print(f"best {sel['readout']} score {_pct(sel['best_score'])} after "
+                  f"{sel['best_samples']} samples: {selection_label(sel['split'])}")
+    if outcome.final is not None:
+        _print_result(outcome.final, "test" if sel is None else "test, last checkpoint")
+    if outcome.best is not None:
+        _print_result(outcome.best, f"test, best checkpoint ({BEST_FILE}, "
+                                    f"{selection_label(sel['split'])})")
+
+
 def _print_figures(report: FigureReport | None) -> None:
     if report is not None:
         print(f"figures:    {report.out_dir} ({len(report.written)} files"
@@ -200,9 +224,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"trained {outcome.samples_trained} samples in {outcome.train_seconds:.0f} s "
           f"({outcome.samples_per_s:.1f} samples/s, {outcome.presentations} presentations"
           f"{total})")
-    if outcome.final is not None:
-        what = "validation" if config.training.validation else "test"
-        _print_result(outcome.final, what)
+    _print_selection(outcome, config)
     print(f"checkpoint: {outcome.checkpoint}\nmetrics:    {run_dir / 'metrics.jsonl'}\n"
           f"log:        {run_dir / runner.LOG_FILE}")
     with runner.run_log(run_dir / runner.LOG_FILE):  # skipped figures are noted there
@@ -249,7 +271,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     config = (_config_for(args, config_from_dict(data)) if isinstance(data, dict)
               else _config_for_imported(args, ckpt))
     check_size(ckpt, config.network.n_hidden, str(args.checkpoint))
-    dataset = runner.load_data(config, args.data_dir)
+    dataset = runner.load_data(config, args.data_dir)[1]
     spec = build_network(config)
     backend = resolve(config.backend)
     evaluator = Evaluator(config, spec, backend)
@@ -275,7 +297,7 @@ def cmd_test(args: argparse.Namespace) -> int:
           f"{config.dataset}) on the {backend} backend")
     _, result = evaluator.label_and_test(state, dataset, n_label, n_test,
                                          show=not args.no_progress, assignments=assignments)
-    _print_result(result, "validation" if config.training.validation else "test")
+    _print_result(result, "test")
     print(f"report:     {out}")
     record = save_record(out / EVALUATION_FILE, result, config, tag="test",
                          samples_seen=ckpt.meta.get("driver", {}).get("samples_seen"),

@@ -47,6 +47,9 @@ class NetworkConfig:
     theta_plus: float = field(default=0.07, metadata=_range(0.0, 10.0))
     theta_init: float = field(default=20.0, metadata=_range(0.0, 1000.0))
     threshold_rule: str = field(default="code", metadata=_choices("code", "paper"))
+    #: ``exact``: θ in double, its slow decay computed exactly (spec §1); ``float32``:
+    #: the original's single-precision θ, whose decay rounds away at large τ_θ
+    theta_decay: str = field(default="exact", metadata=_choices("exact", "float32"))
     eta_input_to_hidden: float = field(default=0.005, metadata=_range(0.0, 10.0))
     eta_hidden_to_output: float = field(default=0.04, metadata=_range(0.0, 10.0))
     w_max_input_to_hidden: float = field(default=1.0, metadata=_range(0.0, None, lo_open=True))
@@ -90,7 +93,15 @@ class EvaluationConfig:
     batch_size: int = field(default=8, metadata=_range(1, 4096))
     samples: int | None = field(default=None, metadata=_range(1, None))
     assignment_samples: int = field(default=10_000, metadata=_range(0, None))
-    periodic_samples: int = field(default=1000, metadata=_range(1, None))
+    #: images each periodic evaluation scores (None: the whole split it scores)
+    periodic_samples: int | None = field(default=None, metadata=_range(1, None))
+    #: training images periodic evaluations label on (None: ``assignment_samples``)
+    periodic_label_samples: int | None = field(default=None, metadata=_range(0, None))
+    #: the readout whose periodic score selects ``best.npz``
+    select_on_readout: str = field(default="supervised",
+                                   metadata=_choices("supervised", "assignment"))
+    #: ``validation`` (the three-way split) or ``test`` (the original's protocol: optimistic)
+    select_split: str = field(default="validation", metadata=_choices("validation", "test"))
 
 
 @dataclass
@@ -253,12 +264,20 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def preset_dict(name: str) -> dict[str, Any]:
+def preset_dict(name: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A preset's values; a preset may name another as its base (``preset: NAME``), as the
+    ``paper-*`` presets do: the original's protocol on top of a network preset."""
     path = PRESET_DIR / f"{name}.yaml"
     if not path.is_file():
         raise UserError(f"unknown preset '{name}'; available: {', '.join(list_presets())}")
+    if name in _seen:
+        raise UserError(f"preset '{name}' names itself as its base (via {' -> '.join(_seen)})")
     data = _read_yaml(path)
-    data.setdefault("name", name)
+    own_name = data.get("name", name)
+    base = data.pop("preset", None)
+    if base is not None:
+        data = _merge(preset_dict(str(base), (*_seen, name)), data)
+    data["name"] = own_name
     return data
 
 

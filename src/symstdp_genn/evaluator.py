@@ -163,7 +163,7 @@ def save_record(path: Path, result: EvaluationResult, config: Config, **meta: An
         return save_evaluation(path, result.record, dataset=config.dataset,
                                n_hidden=config.network.n_hidden, seed=config.seed,
                                min_hidden_spikes=config.training.min_hidden_spikes,
-                               validation=config.training.validation, **meta)
+                               validation=False, **meta)  # records are test-set passes
     except OSError as exc:
         log.warning("could not write the evaluation record %s: %s", path, exc)
         return None

@@ -20,12 +20,15 @@ Mapping to the original code (``src/add_model.cc``): ``input`` = PPoi,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 DerivedParam = tuple[str, Callable[[Mapping[str, float], float], float]]
 Var = tuple[str, str]  # (name, C type) as PyGeNN's ``vars=[("V", "scalar")]``
+#: the variable types both backends implement: ``scalar`` is the network's precision
+VAR_TYPES = ("scalar", "float", "double")
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,10 @@ else if (rate > 0.0 && gennrand_uniform() < rate * dt * 0.001) {
 
 #: Excitatory LIF with adaptive threshold θ. ``thetaRulePaper`` selects the
 #: paper's constant increment instead of the code's ``θ₊·(offset−10)/|θ−10|``.
+#: θ is a ``scalar`` (float32) here, exactly as in the original (GENN_FLOAT): its
+#: per-step decay ``dt·θ/τ_θ`` (5·10⁻⁷ at θ = 20, τ_θ = 2·10⁷ ms) is then below
+#: half an ulp of θ and rounded away. :data:`HIDDEN_LIF_EXACT_THETA` is the same
+#: model with θ in double. ``theta_decay: float32`` selects this one.
 HIDDEN_LIF = NeuronModel(
     name="hidden_adaptive_lif",
     params=(
@@ -135,6 +142,19 @@ V = Vreset;
 timer = 0.0;
 """,
 )
+
+#: The hidden LIF with θ declared ``double`` (``theta_decay: exact``, the default).
+#: Both backends follow C's usual arithmetic conversions, so every expression that
+#: reads θ (the decay ``dt·θ/τ_θ``, the threshold, the increment ``…/fabs(θ−10)``)
+#: is evaluated in double and θ decays exactly to far better than float32
+#: accuracy; everything else stays single precision.
+HIDDEN_LIF_EXACT_THETA = dataclasses.replace(
+    HIDDEN_LIF, name="hidden_adaptive_lif_exact_theta",
+    vars=tuple((name, "double" if name == "theta" else ctype) for name, ctype in HIDDEN_LIF.vars))
+
+#: ``network.theta_decay`` → the hidden neuron model that implements it
+HIDDEN_MODELS_BY_THETA_DECAY: dict[str, NeuronModel] = {
+    "exact": HIDDEN_LIF_EXACT_THETA, "float32": HIDDEN_LIF}
 
 #: Inhibitory LIF, one partner per hidden neuron.
 INHIBITORY_LIF = NeuronModel(
@@ -276,5 +296,6 @@ if (learning != 0.0) {
 )
 
 NEURON_MODELS: dict[str, NeuronModel] = {
-    m.name: m for m in (POISSON_INPUT, HIDDEN_LIF, INHIBITORY_LIF, OUTPUT_TEACHER, OUTPUT_CURRENT)
+    m.name: m for m in (POISSON_INPUT, HIDDEN_LIF, HIDDEN_LIF_EXACT_THETA, INHIBITORY_LIF,
+                        OUTPUT_TEACHER, OUTPUT_CURRENT)
 }

@@ -137,7 +137,7 @@ def build_network(config: Config) -> NetworkSpec:
         Population(INPUT, N_INPUT, models.POISSON_INPUT, {"Vspike": 20.0, "Vrest": -60.0},
                    {"V": -60.0, "rate": 0.0}),
         Population(
-            HIDDEN, n, models.HIDDEN_LIF,
+            HIDDEN, n, models.HIDDEN_MODELS_BY_THETA_DECAY[net.theta_decay],
             {"tauM": 100.0, "Vrest": -65.0, "Vreset": -65.0, "Vthresh": net.hidden_v_threshold,
              "Vmin": -100.0, "tauRefrac": 2.0, "tauTheta": net.tau_theta_ms,
              "thetaPlus": net.theta_plus, "thetaOffset": 20.0,

@@ -31,8 +31,9 @@ from . import __version__
 from .backends import resolve
 from .checkpoint import Checkpoint, check_size, load_checkpoint
 from .config import Config, config_from_dict
-from .data import Dataset, default_data_dir, load_dataset, validation_split
+from .data import Dataset, default_data_dir, load_dataset
 from .errors import UserError
+from .selection import protocol_datasets
 from .training import Trainer, TrainingOutcome
 
 log = logging.getLogger(__name__)
@@ -57,15 +58,16 @@ def is_run_folder(folder: Path) -> bool:
     return folder.is_dir() and any((folder / name).exists() for name in RUN_MARKERS)
 
 
-def load_data(config: Config, data_dir: Path | None = None) -> Dataset:
-    """The config's dataset (validation split when ``training.validation`` is on)."""
-    dataset = load_dataset(config.dataset, data_dir if data_dir is not None
-                           else default_data_dir())
+def load_data(config: Config, data_dir: Path | None = None) -> tuple[Dataset, Dataset]:
+    """``(training, final)`` datasets of the run's protocol (:func:`protocol_datasets`)."""
+    training, final = protocol_datasets(
+        load_dataset(config.dataset, data_dir if data_dir is not None else default_data_dir()),
+        config)
     if config.training.validation:
-        dataset = validation_split(dataset)
-        log.info("validation mode: training on 50000 images, evaluating on the last 10000 "
-                 "training images (the test set is not touched)")
-    return dataset
+        log.info("three-way split: training on the first %d images, periodic evaluations on "
+                 "the last %d training images, the test set once at the end",
+                 len(training.train_images), len(training.test_images))
+    return training, final
 
 
 # ------------------------------------------------------------------------------------------
@@ -347,8 +349,9 @@ def train_run(config: Config, run_dir: Path, *, resume: Path | None = None,
             for change in changes:
                 log.info("resume changes %s", change)
             with _sigterm_interrupts():  # a kill while starting up cleans up as Ctrl-C does
-                dataset = load_data(config, data_dir)
-                trainer = Trainer(config, dataset, run_dir, checkpoint, str(resume or ""))
+                dataset, final_dataset = load_data(config, data_dir)
+                trainer = Trainer(config, dataset, run_dir, checkpoint, str(resume or ""),
+                                  final_dataset=final_dataset)
             started = True
             try:
                 return trainer.train(show_progress=show_progress, stop_event=stop_event)

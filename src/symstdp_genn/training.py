@@ -31,6 +31,7 @@ from .checkpoint import (
     CheckpointWriteError,
     atomic_path,
     check_size,
+    load_checkpoint,
     save_checkpoint,
 )
 from .config import Config
@@ -52,6 +53,7 @@ from .network import (
     seed_sequence,
 )
 from .progress import ProgressBar
+from .selection import BEST_FILE, TEST, Selection, check_protocol
 from .simulation import Simulation
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,10 @@ class TrainingOutcome:
     interrupted_during: str = ""
     #: the signal that stopped the run ("SIGINT", "SIGTERM"), or "stop request"
     stopped_by: str = ""
+    #: the selected checkpoint (``best.npz``) tested like ``final``; None without selection
+    best: EvaluationResult | None = None
+    #: the run's selection state (:meth:`Selection.to_meta`); None without periodic evaluation
+    selection: dict[str, Any] | None = None
 
 
 class MetricsLog:
@@ -170,9 +176,17 @@ class Trainer:
     """Trains one network according to its config, writing into ``run_dir``."""
 
     def __init__(self, config: Config, dataset: Dataset, run_dir: Path,
-                 resume: Checkpoint | None = None, resume_source: str = ""):
+                 resume: Checkpoint | None = None, resume_source: str = "",
+                 final_dataset: Dataset | None = None):
+        """``dataset``: training images (also labelled on) and, as its test images, what
+        periodic evaluations score; ``final_dataset``: the dataset whose test images the
+        final pass scores once (default ``dataset``; see :func:`selection.protocol_datasets`).
+        """
+        check_protocol(config)
         self.config = config
         self.dataset = dataset
+        self.final_dataset = final_dataset if final_dataset is not None else dataset
+        self.selection = Selection.for_config(config)
         self.run_dir = Path(run_dir)
         self.spec = build_network(config)
         self.backend_name = resolve(config.backend)
@@ -219,6 +233,7 @@ class Trainer:
             self.recent = arrays[f"{DRIVER_PREFIX}recent"].astype(np.int8)
         if "assignments" in arrays:
             self.assignments = arrays["assignments"].astype(np.int16)
+        self.selection = Selection.from_meta(ckpt.meta.get("selection", {}), self.config)
         log.info("resumed from %s at %d samples", source, self.samples_seen)
 
     def checkpoint_arrays(self) -> dict[str, np.ndarray]:
@@ -236,6 +251,7 @@ class Trainer:
             "driver": {"samples_seen": self.samples_seen, "stage": self.stage,
                        "retries_total": self.retries_total, "forced_total": self.forced_total,
                        "presentations": self.sim.presentations},
+            "selection": self.selection.to_meta(),
         }
 
     def save(self) -> Path:
@@ -291,9 +307,16 @@ class Trainer:
         return float(self.recent.mean()) if self.recent.size else float("nan")
 
     # -- evaluation ---------------------------------------------------------------------
+    @property
+    def selecting(self) -> bool:
+        """Whether periodic evaluations run and select ``best.npz``."""
+        return self.config.training.eval_every > 0
+
     def evaluate(self, n_label: int, n_test: int, tag: str, show: bool,
                  save_after_labelling: bool = False) -> EvaluationResult:
-        """Label the hidden neurons on training images, then read out test images.
+        """Label the hidden neurons on training images, then read out images of a split:
+        periodic evaluations score ``dataset``'s test images (the validation split under
+        the three-way protocol), every other pass ``final_dataset``'s (the test set).
 
         With ``save_after_labelling`` the checkpoint (now holding the assignments) is
         written before the test pass, so it is safe whatever happens during testing.
@@ -303,22 +326,83 @@ class Trainer:
             if save_after_labelling:
                 self.save()
 
-        n_label = labelling_samples(self.config, len(self.dataset.train_images), n_label)
+        periodic = tag == "periodic"
+        dataset = self.dataset if periodic else self.final_dataset
+        split = self.selection.split if periodic else TEST
+        n_label = labelling_samples(self.config, len(dataset.train_images), n_label)
         _, result = self.evaluator.label_and_test(
-            self.backend.get_state(), self.dataset, n_label, n_test, show, tag,
+            self.backend.get_state(), dataset, n_label, n_test, show, tag,
             after_labelling=keep)
-        self.metrics.write("evaluation", tag=tag, samples_seen=self.samples_seen,
-                           labelled=n_label, **result.summary(),
+        self._log_evaluation(tag, split, n_label, result, checkpoint="checkpoint.npz")
+        return result
+
+    def _log_evaluation(self, tag: str, split: str, n_label: int, result: EvaluationResult,
+                        checkpoint: str, **fields: Any) -> None:
+        """One ``evaluation`` event in metrics.jsonl (with the split it scored and, in a
+        selecting run, how the run selects), the record of a test pass, and a log line."""
+        if self.selecting:
+            fields["selection"] = self.selection.label
+            fields["select_on_readout"] = self.selection.readout
+        self.metrics.write("evaluation", tag=tag, split=split, samples_seen=self.samples_seen,
+                           labelled=n_label, checkpoint=checkpoint, **fields, **result.summary(),
                            supervised_confusion=result.supervised_confusion,
                            assignment_confusion=result.assignment_confusion)
-        if tag == "final":
-            save_record(self.run_dir / EVALUATION_FILE, result, self.config, tag=tag,
-                        samples_seen=self.samples_seen, labelled=n_label,
-                        checkpoint="checkpoint.npz")
-        log.info("evaluation (%s) after %d samples on %d images: supervised %.2f %%, "
-                 "assignment %.2f %%, silent %.2f %%", tag, self.samples_seen, result.n,
+        if tag in ("final", "best"):
+            name = EVALUATION_FILE if tag == "final" else f"evaluation-{tag}.npz"
+            save_record(self.run_dir / name, result, self.config, tag=tag,
+                        samples_seen=fields.get("selected_at", self.samples_seen),
+                        labelled=n_label, checkpoint=checkpoint)
+        log.info("evaluation (%s, %s split) after %d samples on %d images, labelled on %d "
+                 "training images: supervised %.2f %%, assignment %.2f %%, silent %.2f %%",
+                 tag, split, self.samples_seen, result.n, n_label,
                  100 * result.supervised_accuracy, 100 * result.assignment_accuracy,
                  100 * result.silent_fraction)
+
+    def periodic_evaluation(self, show: bool) -> EvaluationResult:
+        """Score the selection split; keep ``best.npz`` (atomically, beside the checkpoint)
+        when the selection readout improves."""
+        ev = self.config.evaluation
+        n_label = (ev.periodic_label_samples if ev.periodic_label_samples is not None
+                   else ev.assignment_samples)
+        n_test = ev.periodic_samples or len(self.dataset.test_images)
+        result = self.evaluate(n_label, n_test, "periodic", show)
+        if self.selection.offer(self.samples_seen, result.summary()):
+            arrays = self.checkpoint_arrays()
+            save_checkpoint(self.run_dir / BEST_FILE, arrays,
+                            {**self.checkpoint_meta(), "selected": self._selected_meta()})
+            log.info("new best %s score %.2f %% after %d samples (%s): %s written",
+                     self.selection.readout, 100 * self.selection.best_score,
+                     self.samples_seen, self.selection.label, BEST_FILE)
+        return result
+
+    def _selected_meta(self) -> dict[str, Any]:
+        sel = self.selection
+        return {"selected_at": sel.best_samples, "readout": sel.readout, "split": sel.split,
+                "score": sel.best_score, "label": sel.label}
+
+    def test_best(self, n_label: int, n_test: int, show: bool,
+                  last: EvaluationResult | None) -> EvaluationResult | None:
+        """Label and test the selected checkpoint on the test set, once, like the last one.
+
+        When the last checkpoint is the selected one its result is reused (an evaluation
+        depends only on the state and the config's seed). ``best.npz`` is rewritten with
+        the assignments of this labelling so that ``--mode test`` reproduces the number.
+        """
+        path = self.run_dir / BEST_FILE
+        if self.selection.best_samples is None or not path.is_file():
+            return None
+        best = load_checkpoint(path)
+        n_label = min(n_label, len(self.final_dataset.train_images))
+        if self.selection.best_samples == self.samples_seen and last is not None:
+            assignments, result = self.assignments, last
+        else:
+            state = {k: v for k, v in best.arrays.items() if not k.startswith(DRIVER_PREFIX)}
+            assignments, result = self.evaluator.label_and_test(
+                state, self.final_dataset, n_label, n_test, show, "best")
+        save_checkpoint(path, {**best.arrays, "assignments": assignments}, best.meta)
+        self._log_evaluation("best", TEST, n_label, result, checkpoint=BEST_FILE,
+                             selected_at=self.selection.best_samples,
+                             selection_score=self.selection.best_score)
         return result
 
     def write_config(self) -> Path:
@@ -382,6 +466,10 @@ class Trainer:
                 bar.advance(1, running=f"{100 * self.running_accuracy:.1f}%",
                             retries=self.retries_total)
                 k = self.samples_seen
+                # before the checkpoint of the same sample count, so that the checkpoint
+                # holds the selection state that matches best.npz (resume stays exact)
+                if t.eval_every and (k % t.eval_every == 0 or k == self.total):
+                    self.periodic_evaluation(show_progress)
                 if t.checkpoint_every and k % t.checkpoint_every == 0 and k < self.total:
                     self.save()
                 if k % 1000 == 0 or k == self.total:
@@ -398,18 +486,18 @@ class Trainer:
                                  k, self.total, 100 * self.running_accuracy,
                                  done / elapsed if elapsed else float("nan"))
                         last_log = now
-                if t.eval_every and k % t.eval_every == 0 and k < self.total:
-                    self.evaluate(ev.periodic_samples, ev.periodic_samples, "periodic",
-                                  show_progress)
         done = self.samples_seen - start_seen
         rate = done / elapsed if elapsed > 0 else float("nan")
         path = self.save()  # before any final evaluation: a stop there loses no training
 
-        def outcome(final: EvaluationResult | None, during: str = "") -> TrainingOutcome:
+        def outcome(final: EvaluationResult | None, during: str = "",
+                    best: EvaluationResult | None = None) -> TrainingOutcome:
             return TrainingOutcome(self.run_dir, path, self.samples_seen, elapsed, rate,
                                    self.sim.presentations, final, interrupted=bool(during),
                                    samples_trained=done, interrupted_during=during,
-                                   stopped_by=request.source if during else "")
+                                   stopped_by=request.source if during else "", best=best,
+                                   selection=self.selection.to_meta() if self.selecting
+                                   else None)
 
         if interrupted:
             self.metrics.write("interrupted", samples_seen=self.samples_seen,
@@ -417,12 +505,14 @@ class Trainer:
             return outcome(None, "training")
         if not final_evaluation:
             return outcome(None)
-        n_test = ev.samples if ev.samples is not None else len(ds.test_images)
+        n_test = ev.samples if ev.samples is not None else len(self.final_dataset.test_images)
         request.immediate = True
         self.evaluator.should_stop = lambda: request.stop
         try:
             final = self.evaluate(ev.assignment_samples, n_test, "final", show_progress,
                                   save_after_labelling=True)
+            best = (self.test_best(ev.assignment_samples, n_test, show_progress, final)
+                    if self.selecting else None)
         except KeyboardInterrupt:
             log.info("final evaluation interrupted; the trained network is saved in %s", path)
             self.metrics.write("interrupted", samples_seen=self.samples_seen,
@@ -431,4 +521,7 @@ class Trainer:
         finally:
             self.evaluator.should_stop = None
             request.immediate = False
-        return outcome(final)
+        if self.selecting:
+            self.metrics.write("selection", samples_seen=self.samples_seen,
+                               selection=self.selection.label, **self._selected_meta())
+        return outcome(final, best=best)

@@ -167,11 +167,14 @@ def _weight_update_model(m: Any) -> Any:
         post_dynamics_code=m.post_dynamics_code or None)
 
 
-def _var_values(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Initial values as GeNN takes them: numbers, or flat float32 arrays."""
+def _var_values(values: Mapping[str, Any], types: tuple[tuple[str, str], ...] = ()
+                ) -> dict[str, Any]:
+    """Initial values as GeNN takes them: numbers, or flat arrays of each variable's type
+    (``types``: the model's ``(name, type)`` pairs; float32 unless declared ``double``)."""
+    dtypes = {name: np.float64 if vtype == "double" else np.float32 for name, vtype in types}
     out: dict[str, Any] = {}
     for name, value in values.items():
-        out[name] = (np.ascontiguousarray(value, dtype=np.float32).ravel()
+        out[name] = (np.ascontiguousarray(value, dtype=dtypes.get(name, np.float32)).ravel()
                      if isinstance(value, np.ndarray) else float(value))
     return out
 
@@ -246,7 +249,8 @@ class GeNNBackend(Backend):
         neuron_model = _neuron_model(pop.model)
         self._definitions.append(neuron_model)
         group = model.add_neuron_population(pop.name, pop.size, neuron_model,
-                                            dict(pop.params), _var_values(pop.var_init))
+                                            dict(pop.params),
+                                            _var_values(pop.var_init, pop.model.vars))
         for param in pop.dynamic_params:
             group.set_param_dynamic(param)
         if pop.record_spikes:
@@ -259,9 +263,11 @@ class GeNNBackend(Backend):
         wu_model = _weight_update_model(proj.weight_update)
         ps_model = _postsynaptic_model(proj.postsynaptic)
         self._definitions += [wu_model, ps_model]
+        m = proj.weight_update
         wu = init_weight_update(wu_model, dict(proj.wu_params),
-                                _var_values(proj.wu_var_init), _var_values(proj.pre_var_init),
-                                _var_values(proj.post_var_init))
+                                _var_values(proj.wu_var_init, m.vars),
+                                _var_values(proj.pre_var_init, m.pre_vars),
+                                _var_values(proj.post_var_init, m.post_vars))
         var_refs = {name: name for name, _ in proj.postsynaptic.neuron_var_refs}
         ps = init_postsynaptic(ps_model, dict(proj.ps_params),
                                var_refs=var_refs)

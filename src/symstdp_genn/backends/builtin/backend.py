@@ -18,7 +18,9 @@ from ..base import Backend, lane_values
 from .codegen import ArraySpec, generate
 from .compiler import compile_library
 
-_NP_TYPES = {"scalar": np.float32, "int32_t": np.int32, "uint32_t": np.uint32}
+#: numpy dtypes of the generated code's C types (``scalar`` is float: single precision)
+_NP_TYPES = {"scalar": np.float32, "float": np.float32, "double": np.float64,
+             "int32_t": np.int32, "uint32_t": np.uint32}
 
 
 class BuiltinBackend(Backend):

@@ -29,11 +29,13 @@ from dataclasses import dataclass
 
 from ...network import NetworkSpec, Population, Projection, derived_values
 
+# Math functions are type-generic (<tgmath.h>), as GeNN 5's overloads are: ``fabs``
+# of a float is ``fabsf``, of a double (a variable declared ``double``) ``fabs``.
 # fmin/fmax map to inline equivalents (same results for all non-NaN and NaN inputs,
 # up to the sign of zero, which C leaves open) that the compiler can vectorise.
-FLOAT_FUNCTIONS = {name: name + "f" for name in (
-    "fabs", "exp", "log", "sqrt", "pow", "sin", "cos", "tanh", "floor", "ceil",
-    "round", "expm1", "log1p")} | {"fmin": "gn_fmin", "fmax": "gn_fmax"}
+FLOAT_FUNCTIONS = {"fmin": "gn_fmin", "fmax": "gn_fmax"}
+#: C types of model variables (``Var``): ``scalar`` is the network's precision
+C_TYPES = {"scalar": "scalar", "float": "float", "double": "double"}
 
 _TOKEN = re.compile(
     r"(?P<num>(?:\d+\.\d*|\.\d+)(?:[eE][+-]?\d+)?[fF]?|\d+[eE][+-]?\d+[fF]?)"
@@ -54,6 +56,14 @@ class ArraySpec:
     shape: tuple[int, ...]
     batched: bool
     kind: str = "state"
+
+
+def c_type(var_type: str, where: str) -> str:
+    """The C type of a model variable declared ``var_type`` (GeNN's type names)."""
+    if var_type not in C_TYPES:
+        raise ValueError(f"{where}: variable type '{var_type}' is not supported by the builtin "
+                         f"backend (use one of {', '.join(C_TYPES)})")
+    return C_TYPES[var_type]
 
 
 def literal(value: float, precision: str = "float") -> str:
@@ -156,8 +166,9 @@ class _Generator:
         self.c = {}  # key -> C pointer name
         for pop in self.spec.populations:
             n = pop.size
-            for var, _ in pop.model.vars:
-                self.c[f"{pop.name}.{var}"] = self.array(f"{pop.name}.{var}", "scalar", (n,), True)
+            for var, vtype in pop.model.vars:
+                self.c[f"{pop.name}.{var}"] = self.array(
+                    f"{pop.name}.{var}", c_type(vtype, f"{pop.name}.{var}"), (n,), True)
             self.c[f"{pop.name}.spike_count"] = self.array(
                 f"{pop.name}.spike_count", "int32_t", (1,), True)
             self.c[f"{pop.name}.spikes"] = self.array(f"{pop.name}.spikes", "int32_t", (n,), True)
@@ -176,15 +187,15 @@ class _Generator:
             self.c[f"{proj.name}.inSyn"] = self.array(
                 f"{proj.name}.inSyn", "scalar", (npost,), True)
             syn_shape = (npre, npost) if proj.connectivity == "dense" else (npre,)
-            for var, _ in wu.vars:
+            for var, vtype in wu.vars:
                 self.c[f"{proj.name}.{var}"] = self.array(
-                    f"{proj.name}.{var}", "scalar", syn_shape, False)
-            for var, _ in wu.pre_vars:
+                    f"{proj.name}.{var}", c_type(vtype, f"{proj.name}.{var}"), syn_shape, False)
+            for var, vtype in wu.pre_vars:
                 self.c[f"{proj.name}.{var}"] = self.array(
-                    f"{proj.name}.{var}", "scalar", (npre,), True)
-            for var, _ in wu.post_vars:
+                    f"{proj.name}.{var}", c_type(vtype, f"{proj.name}.{var}"), (npre,), True)
+            for var, vtype in wu.post_vars:
                 self.c[f"{proj.name}.{var}"] = self.array(
-                    f"{proj.name}.{var}", "scalar", (npost,), True)
+                    f"{proj.name}.{var}", c_type(vtype, f"{proj.name}.{var}"), (npost,), True)
             if proj.connectivity == "all_but_self":
                 self.c[f"{proj.name}.scratch"] = self.array(
                     f"{proj.name}.scratch", "scalar", (npre,), True, "scratch")
@@ -303,7 +314,8 @@ class _Generator:
 
         local_wu = [k for j in incoming for k in wu_vars(j, "post")]
         local_wu += [k for j in outgoing for k in wu_vars(j, "pre")]
-        load_wu = [f"        scalar lw_{c[k]} = {c[k]}[i];" for k in local_wu]
+        ctype = {a.key: a.ctype for a in self.arrays}
+        load_wu = [f"        {ctype[k]} lw_{c[k]} = {c[k]}[i];" for k in local_wu]
         store_wu = [f"        {c[k]}[i] = lw_{c[k]};" for k in local_wu]
 
         # Pass 1 (no cross-neuron dependency, so the compiler can vectorise it):
@@ -321,7 +333,8 @@ class _Generator:
                                      for k in range(4))]
         lines.append(f"    for (int i = 0; i < {pop.size}; i++) {{")
         for var, _ in m.vars:
-            lines.append(f"        scalar l_{var} = {c[f'{pop.name}.{var}']}[i];")
+            lines.append(f"        {ctype[f'{pop.name}.{var}']} l_{var} = "
+                         f"{c[f'{pop.name}.{var}']}[i];")
         lines += load_wu
         lines.append("        scalar Isyn = 0.0f;")
         for proj in incoming:
@@ -351,7 +364,8 @@ class _Generator:
             lines.append(f"        if (record) {c[pop.name + '.counts']}[i]++;")
         if m.reset_code.strip():
             for var, _ in m.vars:
-                lines.append(f"        scalar l_{var} = {c[f'{pop.name}.{var}']}[i];")
+                lines.append(f"        {ctype[f'{pop.name}.{var}']} l_{var} = "
+                         f"{c[f'{pop.name}.{var}']}[i];")
         lines += load_wu
         # as GeNN 5: emitting the spike runs the pre/post spike code, then the reset
         for proj in outgoing:
@@ -414,6 +428,7 @@ _TEMPLATE = """\
 /* Generated by symstdp_genn's builtin backend; network {fingerprint}. Do not edit. */
 #include <math.h>
 #include <stddef.h>
+#include <tgmath.h>
 #include <stdint.h>
 
 typedef {scalar} scalar;
@@ -434,8 +449,14 @@ static inline uint32_t rng_next(uint32_t *s) {{
     s[3] = rng_rotl(s[3], 11);
     return result;
 }}
-static inline scalar gn_fmin(scalar a, scalar b) {{ return (a < b || b != b) ? a : b; }}
-static inline scalar gn_fmax(scalar a, scalar b) {{ return (a > b || b != b) ? a : b; }}
+static inline float gn_fminf(float a, float b) {{ return (a < b || b != b) ? a : b; }}
+static inline float gn_fmaxf(float a, float b) {{ return (a > b || b != b) ? a : b; }}
+static inline double gn_fmind(double a, double b) {{ return (a < b || b != b) ? a : b; }}
+static inline double gn_fmaxd(double a, double b) {{ return (a > b || b != b) ? a : b; }}
+/* type-generic as <tgmath.h>: a double operand (a variable declared double) selects
+   the double version; the controlling expression is not evaluated */
+#define gn_fmin(a, b) _Generic((a) + (b), double: gn_fmind, default: gn_fminf)(a, b)
+#define gn_fmax(a, b) _Generic((a) + (b), double: gn_fmaxd, default: gn_fmaxf)(a, b)
 static inline scalar rng_uniform(uint32_t *s) {{
     return (scalar)(int32_t)(rng_next(s) >> 8) * (scalar)(1.0 / 16777216.0);
 }}
