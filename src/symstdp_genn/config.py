@@ -101,6 +101,9 @@ class Config:
     dataset: str = field(default="mnist", metadata=_choices("mnist", "fashion-mnist"))
     seed: int = field(default=1, metadata=_range(0, 2**63 - 1))
     backend: str = field(default="auto", metadata=_choices(*BACKENDS))
+    #: most threads the builtin backend uses; None (the default): every core this process
+    #: may use (its affinity mask). Results do not depend on it, only speed does.
+    threads: int | None = field(default=None, metadata=_range(1, 1024))
     network: NetworkConfig = field(default_factory=NetworkConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)

@@ -125,7 +125,7 @@ class Trainer:
         self.spec = build_network(config)
         self.backend_name = resolve(config.backend)
         self.backend = create_backend(self.backend_name, self.spec, batch_size=1,
-                                      seed=seed_for(config, "training"))
+                                      seed=seed_for(config, "training"), threads=config.threads)
         self.sim = Simulation(self.backend, config)
         self.evaluator = Evaluator(config, self.spec, self.backend_name)
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")

@@ -2,12 +2,18 @@
 
 Python owns every array (numpy); the C library gets a table of pointers and runs
 a whole presentation per call, so Python's cost is per sample, not per step.
+
+Threads: several lanes run in parallel (one thread per lane); a single lane
+(training) splits each time step across threads once the network is large
+enough for that to pay (:data:`STEP_THREADS_MIN_NEURONS`). Results are
+byte-identical for any thread count (see :mod:`.codegen`).
 """
 
 from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
 import time
 from collections.abc import Mapping
 
@@ -15,29 +21,52 @@ import numpy as np
 
 from ...network import NetworkSpec
 from ..base import Backend, lane_values
-from .codegen import ArraySpec, generate
+from .codegen import MAX_STEP_THREADS, ArraySpec, generate, profile_labels
 from .compiler import compile_library
 
 _NP_TYPES = {"scalar": np.float32, "int32_t": np.int32, "uint32_t": np.uint32}
+
+#: a single lane splits its time step across threads only when its largest
+#: population has at least this many neurons: below it, the two barriers per step
+#: cost more than the split saves (measured: see benchmarks/README.md)
+STEP_THREADS_MIN_NEURONS = 1000
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 class BuiltinBackend(Backend):
     name = "builtin"
     supports_active_mask = True
 
-    def __init__(self, spec: NetworkSpec, batch_size: int = 1, seed: int = 0):
+    def __init__(self, spec: NetworkSpec, batch_size: int = 1, seed: int = 0,
+                 threads: int | None = None, profile: bool = False):
+        """``threads``: most threads to use (default: every core this process may use);
+        ``profile``: a build that times every block of the time step (:meth:`profile`)."""
         super().__init__(spec, batch_size, seed)
         if spec.precision != "float":
             raise ValueError("the builtin backend compiles single precision only")
-        source, self._layout, self._dynamic = generate(spec)
-        self.library_path = compile_library(source, "symstdp_net")
+        self.threads = max(1, min(threads or available_cores(), MAX_STEP_THREADS))
+        largest = max(p.size for p in spec.populations)
+        #: threads per run call: one per lane, or a split step for one large lane
+        self.run_threads = (min(self.threads, batch_size) if batch_size > 1 else
+                            self.threads if largest >= STEP_THREADS_MIN_NEURONS else 1)
+        source, self._layout, self._dynamic = generate(spec, profile=profile)
+        self._profile_labels = profile_labels(spec) if profile else []
+        self.library_path = compile_library(source, "symstdp_net-profile" if profile
+                                            else "symstdp_net")
         self._lib = ctypes.CDLL(str(self.library_path))
         self._lib.sim_run.argtypes = [
             ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
-            ctypes.c_int64, ctypes.c_void_p, ctypes.c_int]
+            ctypes.c_int64, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
         self._lib.sim_run.restype = ctypes.c_int
         self._lib.normalize_columns.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
-                                                ctypes.c_double]
+                                                ctypes.c_double, ctypes.c_int]
         self._arrays: dict[str, np.ndarray] = {}
         for arr in self._layout:
             shape = (batch_size, *arr.shape) if arr.batched else arr.shape
@@ -104,7 +133,8 @@ class BuiltinBackend(Backend):
                 raise ValueError(f"active mask must have shape ({self.batch_size},)")
         tic = time.perf_counter()
         self._lib.sim_run(self._pointers, self._dyn.ctypes.data, self.batch_size, int(steps),
-                          self.step, None if mask is None else mask.ctypes.data, int(record))
+                          self.step, None if mask is None else mask.ctypes.data, int(record),
+                          self.run_threads)
         self.run_seconds += time.perf_counter() - tic
         self.step += int(steps)
 
@@ -135,7 +165,8 @@ class BuiltinBackend(Backend):
         if g.ndim != 2:
             raise ValueError(f"{projection}: normalisation needs dense weights")
         tic = time.perf_counter()
-        self._lib.normalize_columns(g.ctypes.data, g.shape[0], g.shape[1], float(target_sum))
+        self._lib.normalize_columns(g.ctypes.data, g.shape[0], g.shape[1], float(target_sum),
+                                    self.threads)
         self.normalize_seconds += time.perf_counter() - tic
 
     def get_state(self) -> dict[str, np.ndarray]:
@@ -151,6 +182,15 @@ class BuiltinBackend(Backend):
             arr[...] = np.broadcast_to(value.astype(arr.dtype, copy=False), arr.shape)
         if "__step__" in state:
             self.step = int(state["__step__"])
+
+    def profile(self) -> dict[str, float]:
+        """Seconds spent in each block of the time step so far (a ``profile`` build only;
+        thread 0's view: with several threads its waits show as the barriers' time)."""
+        if not self._profile_labels:
+            raise RuntimeError("not a profiling build: create the backend with profile=True")
+        out = (ctypes.c_double * len(self._profile_labels))()
+        self._lib.profile_read(out, len(self._profile_labels))
+        return dict(zip(self._profile_labels, out, strict=True))
 
     def state_keys(self) -> list[str]:
         return [a.key for a in self._layout if a.kind == "state"]

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Where a training presentation's time goes on the builtin backend, block by block.
+
+Trains a preset for a few samples with a profiling build (timers around every block
+of the time step, thread 0's view) and prints milliseconds per presentation for
+each block, synaptic scaling and the Python driver, for each thread count asked.
+With several threads, thread 0's waits for the others show as the barriers' time.
+
+    python benchmarks/profile_builtin.py --preset mnist-6400 --samples 40 --threads 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import symstdp_genn.training as training  # noqa: E402
+from symstdp_genn.backends.builtin import BuiltinBackend  # noqa: E402
+from symstdp_genn.config import load_config  # noqa: E402
+from symstdp_genn.data import load_dataset  # noqa: E402
+
+
+def profile_training(preset: str, samples: int, threads: int, data) -> list[tuple[str, float]]:
+    """(label, ms per presentation) rows for ``samples`` training samples."""
+    config = load_config(preset, overrides=[f"training.samples={samples}", "backend=builtin",
+                                            "training.checkpoint_every=0", f"threads={threads}"])
+    made: list[BuiltinBackend] = []
+
+    def profiling_backend(name, spec, batch_size=1, seed=0, threads=None):
+        made.append(BuiltinBackend(spec, batch_size, seed, threads=threads, profile=True))
+        return made[-1]
+
+    original = training.create_backend
+    training.create_backend = profiling_backend
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer = training.Trainer(config, data, Path(tmp))
+            trainer.save = lambda: Path(tmp)  # the final checkpoint is not part of training
+            tic = time.perf_counter()
+            trainer.train(show_progress=False, final_evaluation=False)
+            wall = time.perf_counter() - tic
+    finally:
+        training.create_backend = original
+    backend = made[0]
+    n = trainer.sim.presentations
+    rows = [(label, 1e3 * s / n) for label, s in backend.profile().items()]
+    rows.append(("synaptic scaling (normalisation, both projections)",
+                 1e3 * backend.normalize_seconds / n))
+    rows.append(("Python driver, ctypes, the rest",
+                 1e3 * (wall - backend.run_seconds - backend.normalize_seconds) / n))
+    rows.append((f"total ({samples / wall:.1f} samples/s, {n} presentations)", 1e3 * wall / n))
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--preset", default="mnist-6400")
+    p.add_argument("--samples", type=int, default=40)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--data-dir", default=str(ROOT / "data"))
+    args = p.parse_args()
+    data = load_dataset(load_config(args.preset).dataset, Path(args.data_dir))
+    tables = {t: profile_training(args.preset, args.samples, t, data) for t in args.threads}
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"{args.preset}, {args.samples} training samples; load average {load} "
+          f"on {os.cpu_count()} cores")
+    print("| block | " + " | ".join(f"threads={t} (ms/presentation)" for t in tables) + " |")
+    print("| --- |" + " --- |" * len(tables))
+    first = next(iter(tables.values()))
+    for k, (label, _) in enumerate(first):
+        cells = " | ".join(f"{tables[t][k][1]:.2f}" for t in tables)
+        print(f"| {label.split(' (')[0] if k == len(first) - 1 else label} | {cells} |")
+    for t, rows in tables.items():
+        print(f"threads={t}: {rows[-1][0]}")
+
+
+if __name__ == "__main__":
+    main()
