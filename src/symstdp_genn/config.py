@@ -27,6 +27,8 @@ from .errors import UserError
 PRESET_DIR = Path(__file__).with_name("presets")
 DEFAULT_PRESET = "mnist-400"
 BACKENDS = ("auto", "builtin", "genn-cuda", "genn-cpu")
+#: top-level keys that change how fast a run goes, never its results
+EXECUTION_KEYS = ("threads",)
 
 
 def _range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> dict:
@@ -110,6 +112,12 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def result_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the execution settings (``threads``), which change speed
+        but never results: what a checkpoint records, so its bytes do not depend on the
+        machine it was made on (a resumed run uses the new machine's cores)."""
+        return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_KEYS}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)

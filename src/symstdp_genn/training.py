@@ -179,7 +179,7 @@ class Trainer:
 
     def checkpoint_meta(self) -> dict[str, Any]:
         return {
-            "config": self.config.to_dict(),
+            "config": self.config.result_dict(),
             "backend": self.backend_name,
             "driver": {"samples_seen": self.samples_seen, "stage": self.stage,
                        "retries_total": self.retries_total, "forced_total": self.forced_total,
