@@ -19,6 +19,7 @@ from symstdp_genn import cli
 from symstdp_genn.backends.builtin import BuiltinBackend
 from symstdp_genn.backends.builtin.backend import STEP_THREADS_MIN_NEURONS, available_cores
 from symstdp_genn.backends.builtin.codegen import MIN_SPLIT_NEURONS, profile_labels
+from symstdp_genn.backends.builtin.threads import ThreadChooser
 from symstdp_genn.config import load_config
 from symstdp_genn.errors import UserError
 from symstdp_genn.network import build_network
@@ -176,3 +177,33 @@ def test_threads_flag_sets_the_config_key(capsys: pytest.CaptureFixture[str]) ->
     assert cli.main(["--mode", "train", "--preset", "mnist-100", "--threads", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: config key 'threads'") and "\n" not in err
+
+
+def test_chooser_settles_on_the_faster_count_and_probes_ever_more_rarely() -> None:
+    chooser = ThreadChooser(2)
+    key = (700, True)
+    picks = []
+    for _ in range(300):
+        t = chooser.pick(key)
+        picks.append(t)
+        chooser.record(key, t, 1.0 if t == 2 else 2.0)  # two threads twice as fast
+    probes = [i for i, t in enumerate(picks) if t == 1]
+    assert picks[0] == 2 and len(probes) <= 8  # one first measurement, then rare probes
+    gaps = np.diff(probes[1:])
+    assert (gaps[1:] >= gaps[:-1]).all() and gaps[-1] >= 64
+    assert chooser.best() == 2
+
+
+def test_chooser_follows_a_change_of_load_within_a_few_calls() -> None:
+    chooser = ThreadChooser(2)
+    key = (300, False)
+    picks = []
+    for i in range(200):
+        t = chooser.pick(key)
+        picks.append(t)
+        busy = i >= 100  # from call 100 on, the second core is taken
+        chooser.record(key, t, (6.0 if busy else 1.0) if t == 2 else 2.0)
+    assert picks[90:100].count(2) >= 9
+    assert picks[104:200].count(2) <= 6
+    assert chooser.best() == 1
+    assert ThreadChooser(1).pick(key) == 1

@@ -5,8 +5,9 @@ a whole presentation per call, so Python's cost is per sample, not per step.
 
 Threads: several lanes run in parallel (one thread per lane); a single lane
 (training) splits each time step across threads once the network is large
-enough for that to pay (:data:`STEP_THREADS_MIN_NEURONS`). Results are
-byte-identical for any thread count (see :mod:`.codegen`).
+enough for that to pay (:data:`STEP_THREADS_MIN_NEURONS`), and only while that
+measures faster than one thread (:mod:`.threads`). Results are byte-identical
+for any thread count (see :mod:`.codegen`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ...network import NetworkSpec
 from ..base import Backend, lane_values
 from .codegen import MAX_STEP_THREADS, ArraySpec, generate, profile_labels
 from .compiler import compile_library
+from .threads import ThreadChooser
 
 _NP_TYPES = {"scalar": np.float32, "int32_t": np.int32, "uint32_t": np.uint32}
 
@@ -53,9 +55,12 @@ class BuiltinBackend(Backend):
             raise ValueError("the builtin backend compiles single precision only")
         self.threads = max(1, min(threads or available_cores(), MAX_STEP_THREADS))
         largest = max(p.size for p in spec.populations)
-        #: threads per run call: one per lane, or a split step for one large lane
+        #: most threads per run call: one per lane, or a split step for one large lane
         self.run_threads = (min(self.threads, batch_size) if batch_size > 1 else
                             self.threads if largest >= STEP_THREADS_MIN_NEURONS else 1)
+        #: a split step runs on whichever of 1 and run_threads threads measures faster
+        self.chooser = (ThreadChooser(self.run_threads) if batch_size == 1 and
+                        self.run_threads > 1 else None)
         source, self._layout, self._dynamic = generate(spec, profile=profile)
         self._profile_labels = profile_labels(spec) if profile else []
         self.library_path = compile_library(source, "symstdp_net-profile" if profile
@@ -131,11 +136,16 @@ class BuiltinBackend(Backend):
             mask = np.ascontiguousarray(active, dtype=np.uint8)
             if mask.shape != (self.batch_size,):
                 raise ValueError(f"active mask must have shape ({self.batch_size},)")
+        key = (int(steps), bool(record))
+        threads = self.chooser.pick(key) if self.chooser else self.run_threads
         tic = time.perf_counter()
         self._lib.sim_run(self._pointers, self._dyn.ctypes.data, self.batch_size, int(steps),
                           self.step, None if mask is None else mask.ctypes.data, int(record),
-                          self.run_threads)
-        self.run_seconds += time.perf_counter() - tic
+                          threads)
+        seconds = time.perf_counter() - tic
+        if self.chooser:
+            self.chooser.record(key, threads, seconds / steps)
+        self.run_seconds += seconds
         self.step += int(steps)
 
     def spike_counts(self, population: str) -> np.ndarray:
@@ -164,9 +174,14 @@ class BuiltinBackend(Backend):
         g = self._arrays[self._key(projection, "g")]
         if g.ndim != 2:
             raise ValueError(f"{projection}: normalisation needs dense weights")
+        # as the time step: a small matrix is not worth waking another thread for, and
+        # where the split step found one thread faster (a busy machine), so is this
+        threads = self.threads if g.shape[1] >= STEP_THREADS_MIN_NEURONS else 1
+        if self.chooser:
+            threads = min(threads, self.chooser.best())
         tic = time.perf_counter()
         self._lib.normalize_columns(g.ctypes.data, g.shape[0], g.shape[1], float(target_sum),
-                                    self.threads)
+                                    threads)
         self.normalize_seconds += time.perf_counter() - tic
 
     def get_state(self) -> dict[str, np.ndarray]:
