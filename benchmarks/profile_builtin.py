@@ -114,11 +114,13 @@ def main() -> None:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"{args.preset}, {args.samples} training samples; load average {load} "
           f"on {os.cpu_count()} cores")
-    print("| block | " + " | ".join(f"threads={t} (ms/presentation)" for t in tables) + " |")
+    print("| block | " + " | ".join(f"threads={t}: ms/presentation (share)" for t in tables)
+          + " |")
     print("| --- |" + " --- |" * len(tables))
     first = next(iter(tables.values()))
     for k, (label, _) in enumerate(first):
-        cells = " | ".join(f"{tables[t][k][1]:.2f}" for t in tables)
+        cells = " | ".join(f"{rows[k][1]:.2f} ({100 * rows[k][1] / rows[-1][1]:.0f} %)"
+                           for rows in tables.values())
         print(f"| {label.split(' (')[0] if k == len(first) - 1 else label} | {cells} |")
     for t, rows in tables.items():
         print(f"threads={t}: {rows[-1][0]}")
