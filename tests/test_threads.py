@@ -85,6 +85,21 @@ def test_a_state_saved_with_one_thread_count_continues_identically_with_another(
     assert_same_state(one.get_state(), other.get_state())
 
 
+def test_changing_the_thread_count_between_calls_changes_nothing() -> None:
+    """The chooser may switch between 1 and N threads at any call."""
+    steady = busy_backend(1, steps=30)
+    switching = BuiltinBackend(build_network(small_config(THREADED)), 1, seed=11, threads=3)
+    switching.set_state(steady.get_state())
+    for b in (steady, switching):
+        b.set_dynamic_param("hidden", "learning", 1.0)
+    counts = iter([3, 1, 2, 3, 2, 1, 1, 3])
+    switching.chooser.pick = lambda key: next(counts)
+    for steps in (5, 1, 17, 2, 9, 1, 4, 6):
+        steady.run(steps)
+        switching.run(steps)
+    assert_same_state(steady.get_state(), switching.get_state())
+
+
 def test_threaded_normalisation_equals_one_thread() -> None:
     g = (np.random.default_rng(0).random((784, THREADED)) ** 3).astype(np.float32)
     g[:, 5] = 0.0  # a silent target stays silent

@@ -29,8 +29,9 @@ from .threads import ThreadChooser
 _NP_TYPES = {"scalar": np.float32, "int32_t": np.int32, "uint32_t": np.uint32}
 
 #: a single lane splits its time step across threads only when its largest
-#: population has at least this many neurons: below it, the two barriers per step
-#: cost more than the split saves (measured: see benchmarks/README.md)
+#: population has at least this many neurons: below it a step is a few µs of work,
+#: too little to split, and the ThreadChooser's probes would cost more than the split
+#: can save (per-step costs by size: benchmarks/README.md, profile_builtin.py --sizes)
 STEP_THREADS_MIN_NEURONS = 1000
 
 
