@@ -17,7 +17,11 @@ from test_training import synthetic_dataset
 
 from symstdp_genn import cli
 from symstdp_genn.backends.builtin import BuiltinBackend
-from symstdp_genn.backends.builtin.backend import STEP_THREADS_MIN_NEURONS, available_cores
+from symstdp_genn.backends.builtin.backend import (
+    NORMALIZE_THREADS_MIN_WEIGHTS,
+    STEP_THREADS_MIN_NEURONS,
+    available_cores,
+)
 from symstdp_genn.backends.builtin.codegen import MIN_SPLIT_NEURONS, profile_labels
 from symstdp_genn.backends.builtin.threads import ThreadChooser
 from symstdp_genn.config import load_config
@@ -25,8 +29,9 @@ from symstdp_genn.errors import UserError
 from symstdp_genn.network import build_network
 from symstdp_genn.training import Trainer
 
-#: the smallest hidden layer that takes the threaded time step
-THREADED = STEP_THREADS_MIN_NEURONS
+#: the smallest hidden layer that takes the threaded time step (784 inputs, hidden and
+#: inhibitory layers of THREADED each, 10 outputs)
+THREADED = -(-(STEP_THREADS_MIN_NEURONS - 794) // 2)
 
 
 def busy_backend(threads: int, n_hidden: int = THREADED, steps: int = 60) -> BuiltinBackend:
@@ -101,11 +106,12 @@ def test_changing_the_thread_count_between_calls_changes_nothing() -> None:
 
 
 def test_threaded_normalisation_equals_one_thread() -> None:
-    g = (np.random.default_rng(0).random((784, THREADED)) ** 3).astype(np.float32)
+    n = -(-NORMALIZE_THREADS_MIN_WEIGHTS // 784)  # large enough to be split
+    g = (np.random.default_rng(0).random((784, n)) ** 3).astype(np.float32)
     g[:, 5] = 0.0  # a silent target stays silent
     results = []
     for threads in (1, 2, 3):
-        b = BuiltinBackend(build_network(small_config(THREADED)), 1, threads=threads)
+        b = BuiltinBackend(build_network(small_config(n)), 1, threads=threads)
         b.set_weights("input_to_hidden", g)
         b.normalize("input_to_hidden", 78.4)
         results.append(b.get_weights("input_to_hidden"))
@@ -154,8 +160,7 @@ def test_threaded_training_checkpoint_is_byte_identical_to_one_thread(tmp_path: 
 
 def test_small_populations_are_not_split() -> None:
     # ten output neurons stay with one thread; the hidden layer is split
-    assert MIN_SPLIT_NEURONS > 10
-    assert THREADED >= MIN_SPLIT_NEURONS
+    assert 10 < MIN_SPLIT_NEURONS <= THREADED
 
 
 def test_profile_build_times_every_block_and_both_barriers() -> None:

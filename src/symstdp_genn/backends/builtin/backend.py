@@ -28,11 +28,14 @@ from .threads import ThreadChooser
 
 _NP_TYPES = {"scalar": np.float32, "int32_t": np.int32, "uint32_t": np.uint32}
 
-#: a single lane splits its time step across threads only when its largest
-#: population has at least this many neurons: below it a step is a few µs of work,
-#: too little to split, and the ThreadChooser's probes would cost more than the split
-#: can save (per-step costs by size: benchmarks/README.md, profile_builtin.py --sizes)
-STEP_THREADS_MIN_NEURONS = 1000
+#: a single lane splits its time step across threads only when the network has at
+#: least this many neurons (mnist-400 has 1 594, mnist-100 994): below it a step is
+#: about a microsecond of work, too little to split, and the ThreadChooser's probes of
+#: the split would cost more than it can save (per-step costs by size:
+#: benchmarks/README.md, profile_builtin.py --sizes)
+STEP_THREADS_MIN_NEURONS = 1500
+#: synaptic scaling is split across threads from this many weights (784 × 1 600 up)
+NORMALIZE_THREADS_MIN_WEIGHTS = 1_000_000
 
 
 def available_cores() -> int:
@@ -55,10 +58,10 @@ class BuiltinBackend(Backend):
         if spec.precision != "float":
             raise ValueError("the builtin backend compiles single precision only")
         self.threads = max(1, min(threads or available_cores(), MAX_STEP_THREADS))
-        largest = max(p.size for p in spec.populations)
+        neurons = sum(p.size for p in spec.populations)
         #: most threads per run call: one per lane, or a split step for one large lane
         self.run_threads = (min(self.threads, batch_size) if batch_size > 1 else
-                            self.threads if largest >= STEP_THREADS_MIN_NEURONS else 1)
+                            self.threads if neurons >= STEP_THREADS_MIN_NEURONS else 1)
         #: a split step runs on whichever of 1 and run_threads threads measures faster
         self.chooser = (ThreadChooser(self.run_threads) if batch_size == 1 and
                         self.run_threads > 1 else None)
@@ -177,7 +180,7 @@ class BuiltinBackend(Backend):
             raise ValueError(f"{projection}: normalisation needs dense weights")
         # as the time step: a small matrix is not worth waking another thread for, and
         # where the split step found one thread faster (a busy machine), so is this
-        threads = self.threads if g.shape[1] >= STEP_THREADS_MIN_NEURONS else 1
+        threads = self.threads if g.size >= NORMALIZE_THREADS_MIN_WEIGHTS else 1
         if self.chooser:
             threads = min(threads, self.chooser.best())
         tic = time.perf_counter()

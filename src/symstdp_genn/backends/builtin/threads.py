@@ -27,7 +27,7 @@ class ThreadChooser:
 
     threads: int
     first_probe: int = 8
-    max_probe: int = 256
+    max_probe: int = 512
     smoothing: float = 0.5
     cost: dict[tuple[Key, int], float] = field(default_factory=dict)
     calls: dict[Key, int] = field(default_factory=dict)
