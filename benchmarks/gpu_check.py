@@ -217,9 +217,12 @@ def machine_lines() -> list[str]:
 
 
 def render_report(machine: Sequence[str], tests: Sequence[TestRun],
-                  rows: Sequence[Throughput], floor_us: float | None) -> str:
+                  rows: Sequence[Throughput], floor_us: float | None,
+                  errors: Sequence[str] = ()) -> str:
     """The Markdown report from measured numbers (no measuring here, so it can be tested)."""
     out = ["# GeNN CUDA check", "", *machine, ""]
+    if errors:
+        out += ["## Errors", "", *(f"- {e}" for e in errors), ""]
     if tests:
         out += ["## Tests", "", "| check | result | summary | time (s) |",
                 "| --- | --- | --- | --- |"]
@@ -276,15 +279,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     tests = [] if args.skip_tests else run_tests(args.slow)
     for t in tests:
         print(f"{t.name}: {'PASS' if t.ok else 'FAIL'} ({t.summary})", flush=True)
-    rows = measure_throughput(args.presets, args.batches, args.quick, args.data_dir)
-    floor = step_cost_us(args.presets[0])
-    report = render_report(machine_lines(), tests, rows, floor)
+    rows: list[Throughput] = []
+    floor, errors = None, []
+    try:  # a failed measurement still leaves a report with the tests' results
+        rows = measure_throughput(args.presets, args.batches, args.quick, args.data_dir)
+        floor = step_cost_us(args.presets[0])
+    except Exception as exc:  # reported in the report, not hidden
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        errors.append(f"throughput measurement failed: {type(exc).__name__}: {first}")
+        print(errors[-1], file=sys.stderr)
+    report = render_report(machine_lines(), tests, rows, floor, errors)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.name + ".tmp")
     tmp.write_text(report + "\n")
     os.replace(tmp, args.out)
     print(f"report written to {args.out}")
-    return 0 if all(t.ok for t in tests) else 1
+    return 0 if all(t.ok for t in tests) and not errors else 1
 
 
 if __name__ == "__main__":

@@ -110,3 +110,11 @@ def test_report_says_when_aims_are_not_met() -> None:
     assert "training: 60.0 samples/s (aim ≥ 100): not met" in text
     assert "testing: 1500 samples/s at batch 256 (aim ≥ 2000): not met" in text
     assert "fixed cost 15 % of it (the simulation itself dominates)" in text
+
+
+def test_report_lists_errors_and_keeps_the_test_results() -> None:
+    run = gpu_check.TestRun("genn tests on genn-cuda", 0, "9 passed in 80s", 80.0, {"passed": 9})
+    text = gpu_check.render_report(["- GPU: test"], [run], [], None,
+                                   ["throughput measurement failed: RuntimeError: boom"])
+    assert "## Errors\n\n- throughput measurement failed: RuntimeError: boom" in text
+    assert "| genn tests on genn-cuda | PASS |" in text and "## Throughput" not in text
