@@ -85,6 +85,7 @@ static inline uint32_t rng_next(uint32_t *s) {{
     s[3] = rng_rotl(s[3], 11);
     return result;
 }}
+static inline int is_plus_zero(scalar x) {{ return x == (scalar)0 && !signbit(x); }}
 static inline scalar gn_fmin(scalar a, scalar b) {{ return (a < b || b != b) ? a : b; }}
 static inline scalar gn_fmax(scalar a, scalar b) {{ return (a > b || b != b) ? a : b; }}
 static inline scalar rng_uniform(uint32_t *s) {{
