@@ -164,8 +164,9 @@ class BuiltinBackend(Backend):
         return self._arrays[self._key(target, var)].copy()
 
     def set_var(self, target: str, var: str, values: np.ndarray | float) -> None:
-        arr = self._arrays[self._key(target, var)]
-        arr[...] = np.broadcast_to(np.asarray(values, dtype=arr.dtype), arr.shape)
+        # copyto broadcasts and converts (as asarray(values, dtype) would) in one step,
+        # a few times faster than broadcast_to + assignment: it runs 4 times per sample
+        np.copyto(self._arrays[self._key(target, var)], values, casting="unsafe")
 
     def set_dynamic_param(self, target: str, param: str, value: float) -> None:
         try:
