@@ -113,8 +113,6 @@ static void run_lane(void **a, const scalar *dyn, int b, int steps, int64_t step
 {merge}
 }}
 
-int max_step_threads(void) {{ return {max_threads}; }}
-
 int sim_run(void **a, const scalar *dyn, int batch, int steps, int64_t step0,
             const uint8_t *active, int record, int threads) {{
     if (threads < 1) threads = 1;
