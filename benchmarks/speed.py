@@ -48,9 +48,10 @@ def train_speed(preset: str, n: int, data, isa: str) -> dict[str, float]:
             "state": trainer.checkpoint_arrays()}
 
 
-def test_speed(preset: str, n: int, batch: int, data, state, backend: str = "builtin") -> float:
-    config = load_config(preset, overrides=[f"evaluation.batch_size={batch}",
-                                            f"backend={backend}"])
+def test_speed(preset: str, n: int, batch: int, data, state, backend: str = "builtin",
+               threads: int | None = None) -> float:
+    sets = [f"evaluation.batch_size={batch}", f"backend={backend}"]
+    config = load_config(preset, overrides=sets + ([f"threads={threads}"] if threads else []))
     ev = Evaluator(config, build_network(config), backend)
     _ = ev.backend  # compile outside the timing
     _, _, _, _, seconds = ev.run_pass(state, data.test_images[:n], "test")

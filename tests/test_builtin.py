@@ -135,7 +135,9 @@ def test_exact_theta_decays_at_the_stated_rate_and_float32_rounds_it(tau: float)
 def test_float32_theta_reproduces_the_single_precision_build_bit_for_bit() -> None:
     """``theta_decay: float32`` compiles the model as before θ had a type of its own: the
     whole state after 3000 learning steps hashes to the value the build before issue 10
-    produced (commit 830c7ac; the same check as tests/test_genn's spike trains)."""
+    produced (commit 830c7ac; the same check as tests/test_genn's spike trains). Spike lists
+    are hashed up to their count: the entries past it are scratch (stale in that build,
+    zeroed since the threaded step)."""
     cfg = small_config(12, **{"network.tau_theta_ms": 7e6, "network.theta_decay": "float32"})
     b = BuiltinBackend(build_network(cfg), 1, 5)
     b.set_var("input", "rate", np.random.default_rng(0).random(784) * 64)
@@ -143,11 +145,14 @@ def test_float32_theta_reproduces_the_single_precision_build_bit_for_bit() -> No
     state = b.get_state()
     digest = hashlib.sha256()
     for key in sorted(state):
-        value = np.ascontiguousarray(state[key])
+        value = state[key]
+        if key.endswith(".spikes"):
+            value = value[0, :int(state[key.removesuffix("spikes") + "spike_count"][0, 0])]
+        value = np.ascontiguousarray(value)
         digest.update(key.encode() + str(value.dtype).encode() + value.tobytes())
     assert state["hidden.theta"].dtype == np.float32
     assert digest.hexdigest() == (
-        "fe847f2bd6b0afd4986944a4aad3e6a88d2cc61c69e422ce200b8e67681aebbb")
+        "5397be580c3bae102fe3a4baad634a21438af4869ad7ebe35287438aae029f74")
 
 
 def test_theta_is_frozen_when_learning_is_off() -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,9 @@ from symstdp_genn.network import (  # noqa: E402
 from symstdp_genn.simulation import Simulation  # noqa: E402
 
 RTOL, ATOL = 1e-5, 1e-6
+#: the GeNN backend compared with the builtin one: genn-cpu, which every PyGeNN build
+#: has, unless SYMSTDP_GENN_TEST_BACKEND says genn-cuda (benchmarks/gpu_check.py does)
+GENN_UNDER_TEST = os.environ.get("SYMSTDP_GENN_TEST_BACKEND", "genn-cpu")
 #: a rate whose spike probability per step exceeds 1: the Poisson generators
 #: then fire deterministically (every other step, after the forced silent step)
 CERTAIN_HZ = 1.0e7
@@ -56,7 +60,7 @@ def _pair(n_hidden: int = 12, **overrides: object):
     config = small_config(n_hidden, **overrides)
     spec = build_network(config)
     builtin = create_backend("builtin", spec, batch_size=1, seed=3)
-    genn = create_backend("genn-cpu", spec, batch_size=1, seed=3)
+    genn = create_backend(GENN_UNDER_TEST, spec, batch_size=1, seed=3)
     return config, builtin, genn
 
 
@@ -249,7 +253,7 @@ STATISTICAL_SEEDS = tuple(range(1, 9))
 def test_mnist_100_accuracy_matches_the_builtin_backend(tmp_path: Path) -> None:
     """Statistical equivalence: 1 000 training and 1 000 test samples per seed, same seeds;
     the mean supervised accuracies differ by at most 2 points."""
-    accuracies: dict[str, list[float]] = {"builtin": [], "genn-cpu": []}
+    accuracies: dict[str, list[float]] = {"builtin": [], GENN_UNDER_TEST: []}
     for seed in STATISTICAL_SEEDS:
         for backend, values in accuracies.items():
             out = tmp_path / f"{backend}-{seed}"
@@ -265,4 +269,4 @@ def test_mnist_100_accuracy_matches_the_builtin_backend(tmp_path: Path) -> None:
                 "supervised_accuracy"])
     means = {k: float(np.mean(v)) for k, v in accuracies.items()}
     assert means["builtin"] > 0.5, accuracies
-    assert abs(means["genn-cpu"] - means["builtin"]) <= 0.02, accuracies
+    assert abs(means[GENN_UNDER_TEST] - means["builtin"]) <= 0.02, accuracies

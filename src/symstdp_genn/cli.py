@@ -75,6 +75,8 @@ def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
                    help="override a config value, e.g. --set network.eta_input_to_hidden=0.01")
     p.add_argument("--backend", choices=BACKENDS, help="simulation backend (config key 'backend')")
     p.add_argument("--seed", type=int, help="random seed (config key 'seed')")
+    p.add_argument("--threads", type=int, metavar="N", help="most CPU threads for the builtin "
+                   "backend (config key 'threads'; default: every core this process may use)")
     p.add_argument("--epochs", type=int, help="training epochs (config key 'training.epochs')")
     p.add_argument("--samples", type=int, metavar="N", help="stop training after N samples")
     p.add_argument("--eval-samples", type=int, metavar="N",
@@ -105,7 +107,8 @@ def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
 
 def _flag_overrides(args: argparse.Namespace) -> list[str]:
     sets = list(args.overrides)
-    for flag, key in (("backend", "backend"), ("seed", "seed"), ("epochs", "training.epochs"),
+    for flag, key in (("backend", "backend"), ("seed", "seed"), ("threads", "threads"),
+                      ("epochs", "training.epochs"),
                       ("samples", "training.samples"), ("eval_samples", "evaluation.samples")):
         value = getattr(args, flag)
         if value is not None:

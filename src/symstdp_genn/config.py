@@ -27,6 +27,8 @@ from .errors import UserError
 PRESET_DIR = Path(__file__).with_name("presets")
 DEFAULT_PRESET = "mnist-400"
 BACKENDS = ("auto", "builtin", "genn-cuda", "genn-cpu")
+#: top-level keys that change how fast a run goes, never its results
+EXECUTION_KEYS = ("threads",)
 
 
 def _range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> dict:
@@ -112,12 +114,21 @@ class Config:
     dataset: str = field(default="mnist", metadata=_choices("mnist", "fashion-mnist"))
     seed: int = field(default=1, metadata=_range(0, 2**63 - 1))
     backend: str = field(default="auto", metadata=_choices(*BACKENDS))
+    #: most threads the builtin backend uses; None (the default): every core this process
+    #: may use (its affinity mask). Results do not depend on it, only speed does.
+    threads: int | None = field(default=None, metadata=_range(1, 1024))
     network: NetworkConfig = field(default_factory=NetworkConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def result_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the execution settings (``threads``), which change speed
+        but never results: what a checkpoint records, so its bytes do not depend on the
+        machine it was made on (a resumed run uses the new machine's cores)."""
+        return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_KEYS}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)

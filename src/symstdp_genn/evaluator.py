@@ -71,7 +71,8 @@ class Evaluator:
         if self._backend is None:
             self._backend = create_backend(self.backend_name, self.spec,
                                            batch_size=self.config.evaluation.batch_size,
-                                           seed=seed_for(self.config, "evaluation"))
+                                           seed=seed_for(self.config, "evaluation"),
+                                           threads=self.config.threads)
         return self._backend
 
     def run_pass(self, state: Mapping[str, np.ndarray], images: np.ndarray, purpose: str,

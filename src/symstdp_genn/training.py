@@ -191,7 +191,7 @@ class Trainer:
         self.spec = build_network(config)
         self.backend_name = resolve(config.backend)
         self.backend = create_backend(self.backend_name, self.spec, batch_size=1,
-                                      seed=seed_for(config, "training"))
+                                      seed=seed_for(config, "training"), threads=config.threads)
         self.sim = Simulation(self.backend, config)
         self.evaluator = Evaluator(config, self.spec, self.backend_name)
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
@@ -246,7 +246,7 @@ class Trainer:
 
     def checkpoint_meta(self) -> dict[str, Any]:
         return {
-            "config": self.config.to_dict(),
+            "config": self.config.result_dict(),
             "backend": self.backend_name,
             "driver": {"samples_seen": self.samples_seen, "stage": self.stage,
                        "retries_total": self.retries_total, "forced_total": self.forced_total,

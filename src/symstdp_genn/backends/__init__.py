@@ -56,13 +56,17 @@ def resolve(name: str) -> str:
     return name
 
 
-def create_backend(name: str, spec: NetworkSpec, batch_size: int = 1, seed: int = 0) -> Backend:
-    """Build (compile or load from cache) a backend for ``spec`` with ``batch_size`` lanes."""
+def create_backend(name: str, spec: NetworkSpec, batch_size: int = 1, seed: int = 0,
+                   threads: int | None = None) -> Backend:
+    """Build (compile or load from cache) a backend for ``spec`` with ``batch_size`` lanes.
+
+    ``threads`` caps the builtin backend's threads (None: every core this process may
+    use); GeNN chooses its own parallelism."""
     name = resolve(name)
     if name == "builtin":
         from .builtin import BuiltinBackend
 
-        return BuiltinBackend(spec, batch_size=batch_size, seed=seed)
+        return BuiltinBackend(spec, batch_size=batch_size, seed=seed, threads=threads)
     from .genn import GeNNBackend
 
     return GeNNBackend(spec, batch_size=batch_size, seed=seed,

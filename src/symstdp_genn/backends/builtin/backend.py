@@ -2,12 +2,19 @@
 
 Python owns every array (numpy); the C library gets a table of pointers and runs
 a whole presentation per call, so Python's cost is per sample, not per step.
+
+Threads: several lanes run in parallel (one thread per lane); a single lane
+(training) splits each time step across threads once the network is large
+enough for that to pay (:data:`STEP_THREADS_MIN_NEURONS`), and only while that
+measures faster than one thread (:mod:`.threads`). Results are byte-identical
+for any thread count (see :mod:`.codegen`).
 """
 
 from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
 import time
 from collections.abc import Mapping
 
@@ -15,31 +22,62 @@ import numpy as np
 
 from ...network import NetworkSpec
 from ..base import Backend, lane_values
-from .codegen import ArraySpec, generate
+from .codegen import MAX_STEP_THREADS, ArraySpec, generate, profile_labels
 from .compiler import compile_library
+from .threads import ThreadChooser
 
 #: numpy dtypes of the generated code's C types (``scalar`` is float: single precision)
 _NP_TYPES = {"scalar": np.float32, "float": np.float32, "double": np.float64,
              "int32_t": np.int32, "uint32_t": np.uint32}
+
+#: a single lane splits its time step across threads only when the network has at
+#: least this many neurons (mnist-400 has 1 594, mnist-100 994): below it a step is
+#: about a microsecond of work, too little to split, and the ThreadChooser's probes of
+#: the split would cost more than it can save (per-step costs by size:
+#: benchmarks/README.md, profile_builtin.py --sizes)
+STEP_THREADS_MIN_NEURONS = 1500
+#: synaptic scaling is split across threads from this many weights (784 × 1 600 up)
+NORMALIZE_THREADS_MIN_WEIGHTS = 1_000_000
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 class BuiltinBackend(Backend):
     name = "builtin"
     supports_active_mask = True
 
-    def __init__(self, spec: NetworkSpec, batch_size: int = 1, seed: int = 0):
+    def __init__(self, spec: NetworkSpec, batch_size: int = 1, seed: int = 0,
+                 threads: int | None = None, profile: bool = False):
+        """``threads``: most threads to use (default: every core this process may use);
+        ``profile``: a build that times every block of the time step (:meth:`profile`)."""
         super().__init__(spec, batch_size, seed)
         if spec.precision != "float":
             raise ValueError("the builtin backend compiles single precision only")
-        source, self._layout, self._dynamic = generate(spec)
-        self.library_path = compile_library(source, "symstdp_net")
+        self.threads = max(1, min(threads or available_cores(), MAX_STEP_THREADS))
+        neurons = sum(p.size for p in spec.populations)
+        #: most threads per run call: one per lane, or a split step for one large lane
+        self.run_threads = (min(self.threads, batch_size) if batch_size > 1 else
+                            self.threads if neurons >= STEP_THREADS_MIN_NEURONS else 1)
+        #: a split step runs on whichever of 1 and run_threads threads measures faster
+        self.chooser = (ThreadChooser(self.run_threads) if batch_size == 1 and
+                        self.run_threads > 1 else None)
+        source, self._layout, self._dynamic = generate(spec, profile=profile)
+        self._profile_labels = profile_labels(spec) if profile else []
+        self.library_path = compile_library(source, "symstdp_net-profile" if profile
+                                            else "symstdp_net")
         self._lib = ctypes.CDLL(str(self.library_path))
         self._lib.sim_run.argtypes = [
             ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
-            ctypes.c_int64, ctypes.c_void_p, ctypes.c_int]
+            ctypes.c_int64, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
         self._lib.sim_run.restype = ctypes.c_int
         self._lib.normalize_columns.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
-                                                ctypes.c_double]
+                                                ctypes.c_double, ctypes.c_int]
         self._arrays: dict[str, np.ndarray] = {}
         for arr in self._layout:
             shape = (batch_size, *arr.shape) if arr.batched else arr.shape
@@ -104,10 +142,16 @@ class BuiltinBackend(Backend):
             mask = np.ascontiguousarray(active, dtype=np.uint8)
             if mask.shape != (self.batch_size,):
                 raise ValueError(f"active mask must have shape ({self.batch_size},)")
+        key = (int(steps), bool(record))
+        threads = self.chooser.pick(key) if self.chooser else self.run_threads
         tic = time.perf_counter()
         self._lib.sim_run(self._pointers, self._dyn.ctypes.data, self.batch_size, int(steps),
-                          self.step, None if mask is None else mask.ctypes.data, int(record))
-        self.run_seconds += time.perf_counter() - tic
+                          self.step, None if mask is None else mask.ctypes.data, int(record),
+                          threads)
+        seconds = time.perf_counter() - tic
+        if self.chooser:
+            self.chooser.record(key, threads, seconds / steps)
+        self.run_seconds += seconds
         self.step += int(steps)
 
     def spike_counts(self, population: str) -> np.ndarray:
@@ -122,8 +166,9 @@ class BuiltinBackend(Backend):
         return self._arrays[self._key(target, var)].copy()
 
     def set_var(self, target: str, var: str, values: np.ndarray | float) -> None:
-        arr = self._arrays[self._key(target, var)]
-        arr[...] = np.broadcast_to(np.asarray(values, dtype=arr.dtype), arr.shape)
+        # copyto broadcasts and converts (as asarray(values, dtype) would) in one step,
+        # a few times faster than broadcast_to + assignment: it runs 4 times per sample
+        np.copyto(self._arrays[self._key(target, var)], values, casting="unsafe")
 
     def set_dynamic_param(self, target: str, param: str, value: float) -> None:
         try:
@@ -136,8 +181,14 @@ class BuiltinBackend(Backend):
         g = self._arrays[self._key(projection, "g")]
         if g.ndim != 2:
             raise ValueError(f"{projection}: normalisation needs dense weights")
+        # as the time step: a small matrix is not worth waking another thread for, and
+        # where the split step found one thread faster (a busy machine), so is this
+        threads = self.threads if g.size >= NORMALIZE_THREADS_MIN_WEIGHTS else 1
+        if self.chooser:
+            threads = min(threads, self.chooser.best())
         tic = time.perf_counter()
-        self._lib.normalize_columns(g.ctypes.data, g.shape[0], g.shape[1], float(target_sum))
+        self._lib.normalize_columns(g.ctypes.data, g.shape[0], g.shape[1], float(target_sum),
+                                    threads)
         self.normalize_seconds += time.perf_counter() - tic
 
     def get_state(self) -> dict[str, np.ndarray]:
@@ -153,6 +204,15 @@ class BuiltinBackend(Backend):
             arr[...] = np.broadcast_to(value.astype(arr.dtype, copy=False), arr.shape)
         if "__step__" in state:
             self.step = int(state["__step__"])
+
+    def profile(self) -> dict[str, float]:
+        """Seconds spent in each block of the time step so far (a ``profile`` build only;
+        thread 0's view: with several threads its waits show as the barriers' time)."""
+        if not self._profile_labels:
+            raise RuntimeError("not a profiling build: create the backend with profile=True")
+        out = (ctypes.c_double * len(self._profile_labels))()
+        self._lib.profile_read(out, len(self._profile_labels))
+        return dict(zip(self._profile_labels, out, strict=True))
 
     def state_keys(self) -> list[str]:
         return [a.key for a in self._layout if a.kind == "state"]

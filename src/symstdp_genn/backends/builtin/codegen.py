@@ -19,6 +19,18 @@ and postsynaptic spike code and finally its reset code (GeNN 5's
 Every per-neuron array has a leading batch axis and each batch lane is an
 independent simulation (lanes run in parallel with OpenMP); synaptic weights
 are shared by all lanes, so learning needs batch size 1.
+
+One lane can also run on several threads *within* a time step: every
+population is cut into contiguous per-thread blocks of neurons (:func:`part`
+in the C code), and a thread owns its block's neurons, their incoming
+synapses (a block of weight columns) and their input conductances. A step is
+two phases with one barrier after each: (1) synapse delivery and learning,
+written by target, so no two threads write the same value; (2) neuron
+updates, each thread appending its block's spikes to its own segment of the
+spike list. Consumers walk the segments in thread order, which is ascending
+neuron order, exactly the single-threaded list; every value is therefore
+computed by the same operations in the same order whatever the thread count,
+and results are byte-identical for any number of threads.
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ...network import NetworkSpec, Population, Projection, derived_values
+from .runtime import PROFILE, TEMPLATE
 
 # Math functions are type-generic (<tgmath.h>), as GeNN 5's overloads are: ``fabs``
 # of a float is ``fabsf``, of a double (a variable declared ``double``) ``fabs``.
@@ -36,6 +49,12 @@ from ...network import NetworkSpec, Population, Projection, derived_values
 FLOAT_FUNCTIONS = {"fmin": "gn_fmin", "fmax": "gn_fmax"}
 #: C types of model variables (``Var``): ``scalar`` is the network's precision
 C_TYPES = {"scalar": "scalar", "float": "float", "double": "double"}
+
+#: most threads one lane's time step can be split across (size of the per-thread tables)
+MAX_STEP_THREADS = 64
+#: populations smaller than this are not split: one thread owns them (splitting ten
+#: output neurons would only make two threads write the same cache lines)
+MIN_SPLIT_NEURONS = 256
 
 _TOKEN = re.compile(
     r"(?P<num>(?:\d+\.\d*|\.\d+)(?:[eE][+-]?\d+)?[fF]?|\d+[eE][+-]?\d+[fF]?)"
@@ -124,6 +143,7 @@ class _Generator:
         self.precision = spec.precision
         self.arrays: list[ArraySpec] = []
         self.dynamic: list[tuple[str, str]] = []
+        self.sizes = {p.name: p.size for p in spec.populations}
         for pop in spec.populations:
             self.dynamic += [(pop.name, p) for p in pop.dynamic_params]
         for proj in spec.projections:
@@ -172,6 +192,12 @@ class _Generator:
             self.c[f"{pop.name}.spike_count"] = self.array(
                 f"{pop.name}.spike_count", "int32_t", (1,), True)
             self.c[f"{pop.name}.spikes"] = self.array(f"{pop.name}.spikes", "int32_t", (n,), True)
+            # while a run is in progress the spikes live in per-thread segments:
+            # thread t's at seg[part(n, t)], seg_count[t] of them
+            self.c[f"{pop.name}.seg"] = self.array(
+                f"{pop.name}.seg", "int32_t", (n,), True, "scratch")
+            self.c[f"{pop.name}.seg_count"] = self.array(
+                f"{pop.name}.seg_count", "int32_t", (MAX_STEP_THREADS,), True, "scratch")
             if self.uses_rng(pop):
                 # xoshiro128+ state: four words per neuron, stored word-major so
                 # the neuron loop reads them with unit stride
@@ -235,54 +261,73 @@ class _Generator:
             names[var] = f"{c[f'{proj.name}.{var}']}[{index}]"
         return names
 
+    def spike_loop(self, pop: str, index: str, body: str, own: bool = False) -> str:
+        """Run ``body`` for each spike of ``pop`` in the previous step, with the neuron's
+        index in ``index``: every thread's segment in thread order (ascending neurons, as
+        one thread makes the list), or with ``own`` only the calling thread's."""
+        n = self.sizes[pop]
+        seg, seg_count = self.c[f"{pop}.seg"], self.c[f"{pop}.seg_count"]
+        head = ("{\n    const int tt = tid;\n" if own
+                else "for (int tt = 0; tt < nth; tt++) {\n")
+        return (head + f"    const int32_t *sp = {seg} + part({n}, tt, nth);\n"
+                f"    for (int k = 0; k < {seg_count}[tt]; k++) {{\n"
+                f"        const int {index} = sp[k];\n{_indent(body, 2)}\n    }}\n}}\n")
+
     def synapse_update(self, proj: Projection, sizes: Mapping[str, int]) -> str:
+        """Delivery (and presynaptic learning) of the source's spikes; a thread handles
+        its own block of targets, so it writes only its targets' inSyn and weights."""
         wu = proj.weight_update
         if not wu.pre_spike_syn_code.strip():
             return ""
         npost, c = sizes[proj.target], self.c
         names = self.synapse_names(proj, npost)
         insyn = c[f"{proj.name}.inSyn"]
-        spikes, count = c[f"{proj.source}.spikes"], c[f"{proj.source}.spike_count"]
-        head = (f"// {proj.name}: presynaptic spikes of {proj.source}\n"
-                f"for (int k = 0; k < {count}[0]; k++) {{\n    const int i = {spikes}[k];\n")
+        title = f"// {proj.name}: presynaptic spikes of {proj.source}\n"
+        targets = (f"const int jlo = part({npost}, tid, nth), "
+                   f"jhi = part({npost}, tid + 1, nth);\n")
         deliver = {"addToPost": lambda x: f"{insyn}[j] += ({x})"}
         if proj.connectivity == "dense":
             body = self.sub(wu.pre_spike_syn_code, names, deliver)
-            return (head + f"    for (int j = 0; j < {npost}; j++) {{\n"
-                    f"{_indent(body, 2)}\n    }}\n}}\n")
+            return title + targets + self.spike_loop(
+                proj.source, "i", f"for (int j = jlo; j < jhi; j++) {{\n{_indent(body, 1)}\n}}")
         if proj.connectivity == "one_to_one":
+            # source and target have the same size, hence the same blocks: the
+            # targets of this thread's own spikes are exactly this thread's targets
             body = self.sub(wu.pre_spike_syn_code, names, deliver)
-            return head + f"    const int j = i;\n{_indent(body, 1)}\n}}\n"
+            return title + self.spike_loop(proj.source, "i", f"const int j = i;\n{body}",
+                                           own=True)
         # all_but_self: every target receives the sum of all spikes' contributions
-        # minus its own partner's, in O(N) per step instead of O(N) per spike.
+        # minus its own partner's, in O(N) per step instead of O(N) per spike. Each
+        # thread sums all contributions in the same order (so every thread has the
+        # same total) and keeps the contributions of its own block's partners.
         scratch = c[f"{proj.name}.scratch"]
         body = self.sub(wu.pre_spike_syn_code, names, {"addToPost": lambda x: f"contrib += ({x})"})
+        collect = (f"scalar contrib = 0.0f;\n{body}\n"
+                   f"if (tt == tid) {scratch}[i] = contrib;\ntotal += contrib;")
         return (
-            f"// {proj.name}: presynaptic spikes of {proj.source}, all but self\n"
-            f"if ({count}[0] > 0) {{\n"
-            f"    scalar total = 0.0f;\n"
-            f"    for (int k = 0; k < {count}[0]; k++) {{\n"
-            f"        const int i = {spikes}[k];\n        scalar contrib = 0.0f;\n"
-            f"{_indent(body, 2)}\n"
-            f"        {scratch}[i] = contrib;\n        total += contrib;\n    }}\n"
-            f"    for (int j = 0; j < {npost}; j++) {{\n"
+            f"// {proj.name}: presynaptic spikes of {proj.source}, all but self\n{targets}"
+            f"scalar total = 0.0f;\nint any = 0;\n"
+            f"for (int tt = 0; tt < nth; tt++) any |= {c[proj.source + '.seg_count']}[tt] > 0;\n"
+            f"if (any) {{\n"
+            f"{_indent(self.spike_loop(proj.source, 'i', collect), 1)}\n"
+            f"    for (int j = jlo; j < jhi; j++) {{\n"
             f"        {insyn}[j] += total - {scratch}[j];\n    }}\n"
-            f"    for (int k = 0; k < {count}[0]; k++) {{\n"
-            f"        {scratch}[{spikes}[k]] = 0.0f;\n    }}\n}}\n")
+            f"{_indent(self.spike_loop(proj.source, 'i', f'{scratch}[i] = 0.0f;', own=True), 1)}"
+            f"\n}}\n")
 
     def postsynaptic_learning(self, proj: Projection, sizes: Mapping[str, int]) -> str:
+        """Learning on the target's spikes: each thread handles its own targets' spikes,
+        i.e. its own weight columns."""
         wu = proj.weight_update
         if not wu.post_spike_syn_code.strip():
             return ""
-        npre, npost, c = sizes[proj.source], sizes[proj.target], self.c
+        npre, npost = sizes[proj.source], sizes[proj.target]
         body = self.sub(wu.post_spike_syn_code, self.synapse_names(proj, npost))
-        spikes, count = c[f"{proj.target}.spikes"], c[f"{proj.target}.spike_count"]
-        head = (f"// {proj.name}: postsynaptic learning for spikes of {proj.target}\n"
-                f"for (int k = 0; k < {count}[0]; k++) {{\n    const int j = {spikes}[k];\n")
+        title = f"// {proj.name}: postsynaptic learning for spikes of {proj.target}\n"
         if proj.connectivity == "dense":
-            return (head + f"    for (int i = 0; i < {npre}; i++) {{\n"
-                    f"{_indent(body, 2)}\n    }}\n}}\n")
-        return head + f"    const int i = j;\n{_indent(body, 1)}\n}}\n"
+            loop = f"for (int i = 0; i < {npre}; i++) {{\n{_indent(body, 1)}\n}}"
+            return title + self.spike_loop(proj.target, "j", loop, own=True)
+        return title + self.spike_loop(proj.target, "j", f"const int i = j;\n{body}", own=True)
 
     def neuron_update(self, pop: Population) -> str:
         c, m = self.c, pop.model
@@ -321,8 +366,12 @@ class _Generator:
         # Pass 1 (no cross-neuron dependency, so the compiler can vectorise it):
         # inputs, sim code, pre/post variable dynamics, threshold → flag.
         # Pass 2 (rare): spike list, counts, reset and spike code of spiking neurons.
+        # Both run over this thread's block [lo, hi) of the population.
         flags = f"{pop.name}_flag"
-        lines = [f"// neuron update: {pop.name}", "{"]
+        seg, seg_count = c[pop.name + ".seg"], c[pop.name + ".seg_count"]
+        lines = [f"// neuron update: {pop.name}", "{",
+                 f"    const int lo = part({pop.size}, tid, nth), "
+                 f"hi = part({pop.size}, tid + 1, nth);"]
         if self.uses_rng(pop):
             # one stream per neuron (as GeNN's per-thread generators): no
             # dependency between neurons, so the loop still vectorises
@@ -331,7 +380,7 @@ class _Generator:
                        f"{rng}[{2 * n} + i], {rng}[{3 * n} + i]}};", *load_wu]
             store_wu = [*store_wu, *(f"        {rng}[{k * n} + i] = l_rng[{k}];"
                                      for k in range(4))]
-        lines.append(f"    for (int i = 0; i < {pop.size}; i++) {{")
+        lines.append("    for (int i = lo; i < hi; i++) {")
         for var, _ in m.vars:
             lines.append(f"        {ctype[f'{pop.name}.{var}']} l_{var} = "
                          f"{c[f'{pop.name}.{var}']}[i];")
@@ -357,9 +406,17 @@ class _Generator:
         lines += store_wu
         lines.append("    }")
         lines.append("    int nspk = 0;")
-        lines.append(f"    for (int i = 0; i < {pop.size}; i++) {{")
+        lines.append("    for (int i = lo; i < hi; i++) {")
+        # spikes are rare: skip eight silent neurons per test (an OR of eight flags, which
+        # the compiler vectorises; at N = 6400 this pass cost the inhibitory update more
+        # than its dynamics did when it tested one flag at a time)
+        lines.append("        if (i + 8 <= hi) {")
+        lines.append("            int32_t any = 0;")
+        lines.append(f"            for (int q = 0; q < 8; q++) any |= {flags}[i + q];")
+        lines.append("            if (any == 0) { i += 7; continue; }")
+        lines.append("        }")
         lines.append(f"        if (!{flags}[i]) continue;")
-        lines.append(f"        {c[pop.name + '.spikes']}[nspk++] = i;")
+        lines.append(f"        {seg}[lo + nspk++] = i;")
         if pop.record_spikes:
             lines.append(f"        if (record) {c[pop.name + '.counts']}[i]++;")
         if m.reset_code.strip():
@@ -378,13 +435,27 @@ class _Generator:
                 lines.append(f"        {c[f'{pop.name}.{var}']}[i] = l_{var};")
         lines += store_wu
         lines.append("    }")
-        lines.append(f"    {c[pop.name + '.spike_count']}[0] = nspk;")
+        lines.append(f"    {seg_count}[tid] = nspk;")
         lines.append("}")
         return "\n".join(line for line in lines if line.strip())
 
-    def generate(self) -> str:
+    def switched_off(self, code: str, scalars: list[str]) -> str:
+        """``code`` twice: a copy for when every dynamic parameter it reads is +0.0 (the
+        switches ``learning`` and ``teacher`` off, as in every evaluation pass), with
+        those parameters written as the literal 0, and the general one. The compiler then
+        drops the switched-off branches from the vector loops (it does not unswitch them
+        on a run-time value itself: the hidden update of a frozen mnist-6400 network took
+        as long as with learning on). Same values, same operations: results are equal."""
+        if not scalars:
+            return code
+        zero = literal(0.0, self.precision)
+        off = re.sub(r"\b(" + "|".join(scalars) + r")\b", zero, code)
+        condition = " && ".join(f"is_plus_zero({d})" for d in scalars)
+        return f"if ({condition}) {{\n{off}\n}}\nelse {{\n{code}\n}}"
+
+    def generate(self, profile: bool = False) -> str:
         self.layout()
-        sizes = {p.name: p.size for p in self.spec.populations}
+        sizes = self.sizes
         scalar = "float" if self.precision == "float" else "double"
         unpack = []
         ctypes_of = {}
@@ -398,108 +469,88 @@ class _Generator:
             unpack.append(f"    {arr.ctype} *{name} = ({arr.ctype} *)a[{idx}]{offset};")
         dyn = [f"    const scalar dyn_{k} = dyn[{k}]; /* {t}.{p} */"
                for k, (t, p) in enumerate(self.dynamic)]
-        blocks = [self.synapse_update(j, sizes) for j in self.spec.projections]
-        blocks += [self.postsynaptic_learning(j, sizes) for j in self.spec.projections]
-        blocks += [self.neuron_update(p) for p in self.spec.populations]
+        synapse_phase = [self.synapse_update(j, sizes) for j in self.spec.projections]
+        synapse_phase += [self.postsynaptic_learning(j, sizes) for j in self.spec.projections]
+        neuron_phase = [self.neuron_update(p) for p in self.spec.populations]
         # Each block is a function whose arrays are ``restrict`` parameters: the
         # compiler then knows they never alias and vectorises the neuron loops.
-        functions, calls = [], []
-        for n, code in enumerate(b for b in blocks if b.strip()):
-            arrays = [name for name in ctypes_of if re.search(rf"\b{name}\b", code)]
-            scalars = [f"dyn_{k}" for k in range(len(self.dynamic))
-                       if re.search(rf"\bdyn_{k}\b", code)]
-            params = [f"{ctypes_of[a]} *restrict {a}" for a in arrays]
-            params += [f"const scalar {d}" for d in scalars]
-            params += ["const int record", "const scalar t"]
-            flags = [f"    int32_t {p.name}_flag[{p.size}];" for p in self.spec.populations
-                     if f"{p.name}_flag" in code]
-            functions.append(
-                f"static __attribute__((noinline)) void block_{n}({', '.join(params)}) {{\n"
-                + "".join(f + "\n" for f in flags)
-                + f"    (void)record; (void)t;\n{_indent(code, 1)}\n}}\n")
-            calls.append(f"        block_{n}({', '.join([*arrays, *scalars, 'record', 't'])});")
-        return _TEMPLATE.format(
+        functions: list[str] = []
+        n_blocks = sum(1 for b in synapse_phase + neuron_phase if b.strip())
+        self.profile_labels: list[str] = []
+
+        def call(n: int, text: str) -> str:
+            if not profile:
+                return f"        {text}"
+            return (f"        {{ const double t0 = tid == 0 ? prof_now() : 0.0; {text} "
+                    f"if (tid == 0) prof_seconds[{n}] += prof_now() - t0; }}")
+
+        phases: list[list[str]] = []
+        for blocks in (synapse_phase, neuron_phase):
+            calls = []
+            for code in (b for b in blocks if b.strip()):
+                n = len(functions)
+                self.profile_labels.append(code.splitlines()[0].removeprefix("// "))
+                arrays = [name for name in ctypes_of if re.search(rf"\b{name}\b", code)]
+                scalars = [f"dyn_{k}" for k in range(len(self.dynamic))
+                           if re.search(rf"\bdyn_{k}\b", code)]
+                params = [f"{ctypes_of[a]} *restrict {a}" for a in arrays]
+                params += [f"const scalar {d}" for d in scalars]
+                params += ["const int record", "const scalar t", "const int tid", "const int nth"]
+                flags = [f"    int32_t {p.name}_flag[{p.size}];" for p in self.spec.populations
+                         if f"{p.name}_flag" in code]
+                functions.append(
+                    f"static __attribute__((noinline)) void block_{n}({', '.join(params)}) {{\n"
+                    + "".join(f + "\n" for f in flags)
+                    + f"    (void)record; (void)t; (void)tid; (void)nth;\n"
+                    f"{_indent(self.switched_off(code, scalars), 1)}\n}}\n")
+                args = ", ".join([*arrays, *scalars, "record", "t", "tid", "nth"])
+                calls.append(call(n, f"block_{n}({args});"))
+            calls.append(call(n_blocks + len(phases), "BARRIER();"))
+            phases.append(calls)
+        self.profile_labels += ["barrier after the synapse phase",
+                                "barrier after the neuron phase"]
+        split, merge = [], []
+        for pop in self.spec.populations:
+            n, spikes, count = pop.size, self.c[pop.name + ".spikes"], \
+                self.c[pop.name + ".spike_count"]
+            seg, seg_count = self.c[pop.name + ".seg"], self.c[pop.name + ".seg_count"]
+            split.append(
+                f"    {{ const int lo = part({n}, tid, nth), hi = part({n}, tid + 1, nth);"
+                f" int m = 0;\n"
+                f"      for (int k = 0; k < {count}[0]; k++) {{ const int i = {spikes}[k];"
+                f" if (i >= lo && i < hi) {seg}[lo + m++] = i; }}\n"
+                f"      {seg_count}[tid] = m; }}")
+            merge.append(
+                f"    {{ const int lo = part({n}, tid, nth); int off = 0;\n"
+                f"      for (int tt = 0; tt < tid; tt++) off += {seg_count}[tt];\n"
+                f"      for (int k = 0; k < {seg_count}[tid]; k++)"
+                f" {spikes}[off + k] = {seg}[lo + k];\n"
+                f"      if (tid == nth - 1) {{ const int m = off + {seg_count}[tid];"
+                f" {count}[0] = m;\n"
+                f"        memset({spikes} + m, 0, sizeof(int32_t) * (size_t)({n} - m)); }} }}")
+        return TEMPLATE.format(
             scalar=scalar, fingerprint=self.spec.fingerprint(), unpack="\n".join(unpack),
-            dyn="\n".join(dyn), functions="\n".join(functions), step="\n".join(calls),
-            dt=literal(self.spec.dt, "double"))
+            dyn="\n".join(dyn), functions="\n".join(functions),
+            synapse_phase="\n".join(phases[0]), neuron_phase="\n".join(phases[1]),
+            split="\n".join(split), merge="\n".join(merge),
+            dt=literal(self.spec.dt, "double"), max_threads=MAX_STEP_THREADS,
+            min_split=MIN_SPLIT_NEURONS, profile=PROFILE if profile else "",
+            n_profile=n_blocks + 2)
 
 
-_TEMPLATE = """\
-/* Generated by symstdp_genn's builtin backend; network {fingerprint}. Do not edit. */
-#include <math.h>
-#include <stddef.h>
-#include <tgmath.h>
-#include <stdint.h>
+def generate(spec: NetworkSpec, profile: bool = False
+             ) -> tuple[str, list[ArraySpec], list[tuple[str, str]]]:
+    """C source, the arrays it expects (in order) and its dynamic parameters (in order).
 
-typedef {scalar} scalar;
-
-/* xoshiro128+ (Blackman & Vigna), one stream per neuron and batch lane: the
-   neuron loop has no dependency between neurons and vectorises with 32-bit
-   shifts and adds, and lanes stay reproducible whatever the thread schedule.
-   The top 24 bits make the float, as its authors advise. */
-static inline uint32_t rng_rotl(uint32_t x, int k) {{ return (x << k) | (x >> (32 - k)); }}
-static inline uint32_t rng_next(uint32_t *s) {{
-    const uint32_t result = s[0] + s[3];
-    const uint32_t t = s[1] << 9;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rng_rotl(s[3], 11);
-    return result;
-}}
-static inline float gn_fminf(float a, float b) {{ return (a < b || b != b) ? a : b; }}
-static inline float gn_fmaxf(float a, float b) {{ return (a > b || b != b) ? a : b; }}
-static inline double gn_fmind(double a, double b) {{ return (a < b || b != b) ? a : b; }}
-static inline double gn_fmaxd(double a, double b) {{ return (a > b || b != b) ? a : b; }}
-/* type-generic as <tgmath.h>: a double operand (a variable declared double) selects
-   the double version; the controlling expression is not evaluated */
-#define gn_fmin(a, b) _Generic((a) + (b), double: gn_fmind, default: gn_fminf)(a, b)
-#define gn_fmax(a, b) _Generic((a) + (b), double: gn_fmaxd, default: gn_fmaxf)(a, b)
-static inline scalar rng_uniform(uint32_t *s) {{
-    return (scalar)(int32_t)(rng_next(s) >> 8) * (scalar)(1.0 / 16777216.0);
-}}
-
-{functions}
-static void run_lane(void **a, const scalar *dyn, int b, int steps, int64_t step0, int record) {{
-{unpack}
-{dyn}
-    for (int s = 0; s < steps; s++) {{
-        const scalar t = (scalar)((double)(step0 + s) * {dt});
-        (void)t;
-{step}
-    }}
-}}
-
-int sim_run(void **a, const scalar *dyn, int batch, int steps, int64_t step0,
-            const uint8_t *active, int record) {{
-    int b;
-#pragma omp parallel for schedule(dynamic, 1) if (batch > 1)
-    for (b = 0; b < batch; b++) {{
-        if (active == NULL || active[b]) run_lane(a, dyn, b, steps, step0, record);
-    }}
-    return 0;
-}}
-
-/* Synaptic scaling: every target's incoming weights are rescaled to sum to target_sum
-   (a target whose weights sum to 0 is left alone). Weights are [pre][post]. */
-void normalize_columns(scalar *g, int npre, int npost, double target_sum) {{
-    double sums[npost > 0 ? npost : 1];
-    for (int j = 0; j < npost; j++) sums[j] = 0.0;
-    for (int i = 0; i < npre; i++)
-        for (int j = 0; j < npost; j++) sums[j] += (double)g[(size_t)i * npost + j];
-    scalar factor[npost > 0 ? npost : 1];
-    for (int j = 0; j < npost; j++)
-        factor[j] = sums[j] > 0.0 ? (scalar)(target_sum / sums[j]) : (scalar)1;
-    for (int i = 0; i < npre; i++)
-        for (int j = 0; j < npost; j++) g[(size_t)i * npost + j] *= factor[j];
-}}
-"""
-
-
-def generate(spec: NetworkSpec) -> tuple[str, list[ArraySpec], list[tuple[str, str]]]:
-    """C source, the arrays it expects (in order) and its dynamic parameters (in order)."""
+    ``profile`` adds timers around every block (thread 0's view) and ``profile_read``;
+    :func:`profile_labels` names the entries."""
     gen = _Generator(spec)
-    source = gen.generate()
+    source = gen.generate(profile)
     return source, gen.arrays, gen.dynamic
+
+
+def profile_labels(spec: NetworkSpec) -> list[str]:
+    """What each entry of a profiling build's ``profile_read`` times, in order."""
+    gen = _Generator(spec)
+    gen.generate(profile=True)
+    return gen.profile_labels
