@@ -1,4 +1,4 @@
-"""Command line: ``python run.py --mode train|test|plot|data``.
+"""Command line: ``python run.py --mode train|test|plot|data|sweep``.
 
 Every problem a user can cause ends in one line on stderr and exit code 2;
 Ctrl-C during training saves a checkpoint and exits with 130.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -54,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train and test the supervised sym-STDP spiking network "
                     "(Hao et al., Neural Networks 2019).",
         epilog=f"presets: {', '.join(list_presets())}")
-    p.add_argument("--mode", choices=("train", "test", "plot", "data"), default="train",
-                   help="train a network, test a checkpoint, draw a run's figures, or fetch "
-                        "and verify a dataset")
+    p.add_argument("--mode", choices=("train", "test", "plot", "data", "sweep"), default="train",
+                   help="train a network, test a checkpoint, draw a run's figures, fetch "
+                        "and verify a dataset, or run a sweep file's trials on Dask")
     p.add_argument("--preset", help=f"network/dataset preset (default {DEFAULT_PRESET})")
     p.add_argument("--config", type=Path, help="YAML config file (may name 'preset: NAME')")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -79,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dataset cache folder (default ./data)")
     p.add_argument("--dataset", choices=(*DATASETS, "all"), default=None,
                    help="dataset for --mode data (default: the config's)")
+    p.add_argument("--sweep", type=Path, metavar="FILE.yaml",
+                   help="sweep file for --mode sweep (see sweeps/)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="--mode sweep: a running Dask scheduler (default: a local cluster)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="--mode sweep: local worker processes (default: one per core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("--version", action="version", version=f"symstdp-genn {__version__}")
@@ -288,6 +295,43 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    if args.sweep is None:
+        raise UserError("--mode sweep needs --sweep FILE.yaml (examples in sweeps/)")
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {args.workers}")
+    from .sweep import load_sweep
+
+    spec = load_sweep(args.sweep)  # the whole file is checked before Dask is needed
+    if importlib.util.find_spec("distributed") is None:
+        raise UserError('--mode sweep needs Dask distributed: pip install -e ".[sweep]"')
+    from .sweep.engine import run_sweep
+
+    _setup_logging(args.verbose)
+    sweep_log = logging.getLogger("symstdp_genn.sweep")
+    if not args.verbose:
+        shown = logging.StreamHandler(sys.stderr)
+        shown.setFormatter(logging.Formatter("%(message)s"))
+        shown.addFilter(lambda record: record.levelno == logging.INFO)
+        sweep_log.addHandler(shown)
+        sweep_log.setLevel(logging.INFO)
+    out = args.out if args.out is not None else ROOT / "models" / f"sweep-{spec.name}"
+    where = args.scheduler or f"a local cluster of {args.workers or os.cpu_count()} workers"
+    split = "TEST SET" if spec.split == "test" else "validation split"
+    print(f"sweep {spec.name}: {len(spec.trials)} trials ({split}) on {where} -> {out}")
+    report = run_sweep(spec, out, scheduler=args.scheduler, workers=args.workers,
+                       data_dir=args.data_dir, show_progress=False if args.no_progress else None)
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
+    print(f"{report.ran} trials run now, {report.skipped} finished before; {counts}")
+    if report.files is not None:
+        for path in report.files.written:
+            print(f"  {path}")
+    if report.interrupted:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 1 if report.counts.get("failed") else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -297,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_test(args)
         if args.mode == "plot":
             return cmd_plot(args)
+        if args.mode == "sweep":
+            return cmd_sweep(args)
         return cmd_data(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

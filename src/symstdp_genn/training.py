@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -265,7 +266,9 @@ class Trainer:
         return result
 
     # -- main loop -------------------------------------------------------------------------
-    def train(self, show_progress: bool = True, final_evaluation: bool = True) -> TrainingOutcome:
+    def train(self, show_progress: bool = True, final_evaluation: bool = True,
+              stop_event: threading.Event | None = None) -> TrainingOutcome:
+        """``stop_event`` (set from any thread) stops like Ctrl-C: checkpoint saved, interrupted."""
         t, ev = self.config.training, self.config.evaluation
         ds = self.dataset
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -316,7 +319,7 @@ class Trainer:
                 if t.eval_every and k % t.eval_every == 0 and k < self.total:
                     self.evaluate(ev.periodic_samples, ev.periodic_samples, "periodic",
                                   show_progress)
-                if flag["stop"]:
+                if flag["stop"] or (stop_event is not None and stop_event.is_set()):
                     interrupted = True
                     break
         done = self.samples_seen - start_seen
