@@ -160,7 +160,8 @@ def _grid_points(grid: Any, where: str) -> tuple[list[str], list[dict[str, Any]]
         if not isinstance(values, list) or not values:
             raise _fail(where, f"'grid.{key}' must be a non-empty list of values, "
                                f"got {values!r}")
-    return keys, [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*grid.values())]
+    combos = itertools.product(*grid.values())
+    return keys, [dict(zip(keys, combo, strict=True)) for combo in combos]
 
 
 def _seeds(raw: Any, where: str) -> list[int]:
