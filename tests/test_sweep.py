@@ -139,7 +139,7 @@ GOOD = {"base": "mnist-100", "grid": {"network.theta_plus": [0.05, 0.07]}, "seed
 def test_sweep_file_errors_are_one_line_naming_the_key(tmp_path: Path, change: dict,
                                                        named: str) -> None:
     path = _sweep_file(tmp_path, {**GOOD, **change})
-    code, out, err = run_cli(["--mode", "sweep", "--sweep", str(path), "--out",
+    code, _, err = run_cli(["--mode", "sweep", "--sweep", str(path), "--out",
                               str(tmp_path / "out")])
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1, err
@@ -254,7 +254,7 @@ def test_results_tables_and_figure(smoke: tuple[Any, Path]) -> None:
 def test_trials_equal_train_mode_bit_for_bit(smoke: tuple[Any, Path], data_dir: Path,
                                              tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    report, out = smoke
+    report, _ = smoke
     monkeypatch.setattr(cli, "draw_safely", lambda draw: None)  # figures are not results
     for row in report.rows:
         trial = Path(row["run_dir"])
@@ -289,7 +289,7 @@ class _FailIfUsed:
 
 
 def test_changed_config_is_not_taken_for_finished(smoke: tuple[Any, Path]) -> None:
-    report, out = smoke
+    _, out = smoke
     trial = load_sweep(SMOKE).trials[0]
     result = json.loads((out / "trials" / trial.trial_id / "result.json").read_text())
     assert result["config_hash"] == config_hash(trial.config.to_dict())
