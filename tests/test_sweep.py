@@ -338,8 +338,11 @@ def _kill_spec() -> Any:
 
 
 @pytest.mark.slow
-def test_worker_killed_with_minus_9_is_retried_from_its_checkpoint(
-        tmp_path: Path, data_dir: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
+def test_worker_killed_mid_trial_is_retried_from_its_checkpoint(
+        tmp_path: Path, data_dir: Path, signum: int) -> None:
+    """kill -9: Dask reruns the task, which resumes from the last periodic checkpoint;
+    SIGTERM: the trial saves where it is, the worker closes, the sweep resubmits it."""
     spec = _kill_spec()
     reference = tmp_path / "undisturbed"
     with in_process_cluster() as client:
@@ -367,13 +370,16 @@ def test_worker_killed_with_minus_9_is_retried_from_its_checkpoint(
                     break
             time.sleep(0.05)
         assert victim, "no trial was caught mid-run"
-        os.kill(victim["pid"], signal.SIGKILL)
+        os.kill(victim["pid"], signum)
         runner.join(timeout=300)
         assert not runner.is_alive()
     report = box["report"]
     assert report.counts == {"finished": 2}
     log = (out / "trials" / victim["trial"] / "log.txt").read_text()
     assert "resumed from" in log  # retried on a worker from the trial's last checkpoint
+    events = [json.loads(line)["event"] for line in
+              (out / "trials" / victim["trial"] / "metrics.jsonl").read_text().splitlines()]
+    assert ("interrupted" in events) == (signum == signal.SIGTERM)
     for trial in spec.trials:
         a = (out / "trials" / trial.trial_id / "checkpoint.npz").read_bytes()
         b = (reference / "trials" / trial.trial_id / "checkpoint.npz").read_bytes()

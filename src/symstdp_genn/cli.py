@@ -10,6 +10,7 @@ import argparse
 import importlib.util
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -319,8 +320,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     where = args.scheduler or f"a local cluster of {args.workers or os.cpu_count()} workers"
     split = "TEST SET" if spec.split == "test" else "validation split"
     print(f"sweep {spec.name}: {len(spec.trials)} trials ({split}) on {where} -> {out}")
-    report = run_sweep(spec, out, scheduler=args.scheduler, workers=args.workers,
-                       data_dir=args.data_dir, show_progress=False if args.no_progress else None)
+    def stop(signum: int, frame: object) -> None:  # SIGTERM (kill, a batch system): as Ctrl-C
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        report = run_sweep(spec, out, scheduler=args.scheduler, workers=args.workers,
+                           data_dir=args.data_dir,
+                           show_progress=False if args.no_progress else None)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
     print(f"{report.ran} trials run now, {report.skipped} finished before; {counts}")
     if report.files is not None:

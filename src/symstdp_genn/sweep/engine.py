@@ -20,6 +20,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,10 +28,20 @@ from pathlib import Path
 from typing import Any
 
 from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_worker
+from distributed.core import Status
 
 from .results import ResultFiles, trial_row, write_results
 from .spec import SweepSpec, Trial, config_hash
-from .trial import FAILED, FINISHED, INTERRUPTED, TrialControl, is_finished, read_result, run_trial
+from .trial import (
+    FAILED,
+    FINISHED,
+    INTERRUPTED,
+    TrialControl,
+    is_finished,
+    one_line,
+    read_result,
+    run_trial,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +49,10 @@ PLUGIN_NAME = "symstdp-genn-sweep"
 TRIALS_DIR = "trials"
 #: seconds the trials get to save a checkpoint after Ctrl-C or a worker's shutdown
 STOP_GRACE_S = 60.0
+#: seconds a stopped trial's result gets to reach the scheduler before its worker closes
+RESULT_GRACE_S = 1.0
+#: a trial stopped by worker shutdowns more often than this is left for the next run
+MAX_RESUBMITS = 20
 
 
 class WorkerSetup(WorkerPlugin):
@@ -45,17 +60,22 @@ class WorkerSetup(WorkerPlugin):
 
     Workers in the client's own process (an in-process cluster, tests) share the process
     environment, so they keep the process's cache. SIGTERM (how Dask, SLURM and PBS stop
-    workers) and SIGINT make the running trials save a checkpoint and stop first.
+    workers) and SIGINT make the running trials save a checkpoint and stop first. The
+    workers of the sweep's own local cluster get the terminal's Ctrl-C too; there the client
+    runs the shutdown, so the worker only stops its trials (``chain_sigint=False``).
     """
 
     name = PLUGIN_NAME
 
-    def __init__(self) -> None:
+    def __init__(self, chain_sigint: bool = True) -> None:
         self.client_pid = os.getpid()
+        self.chain_sigint = chain_sigint
         self.control: TrialControl | None = None  # made on the worker (locks don't pickle)
+        self.worker: Any = None
 
     def setup(self, worker: Any) -> None:
         self.control = TrialControl()
+        self.worker = worker
         if os.getpid() == self.client_pid:
             return
         from ..backends.builtin.compiler import cache_dir
@@ -69,20 +89,32 @@ class WorkerSetup(WorkerPlugin):
 
     def _chain(self, signum: int) -> None:
         previous = signal.getsignal(signum)
+        if previous is signal.SIG_IGN:  # e.g. a background job's SIGINT: keep ignoring it
+            return
 
         def handler(sig: int, frame: Any) -> None:
             if self.control is not None:
                 self.control.stop_all()
-            if callable(previous) and previous is not signal.default_int_handler:
+            chain = sig == signal.SIGTERM or self.chain_sigint
+            if chain and callable(previous) and previous is not signal.default_int_handler:
                 previous(sig, frame)
-            elif sig == signal.SIGTERM:  # default action once the trials have saved
-                def finish() -> None:
-                    self.control.wait_idle(STOP_GRACE_S)
-                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                    os.kill(os.getpid(), signal.SIGTERM)
-                threading.Thread(target=finish, daemon=True).start()
+            elif sig == signal.SIGTERM and self.worker is not None:
+                # the default action, but only once the trials have saved and their
+                # 'interrupted' results are on the way (the client resubmits them);
+                # paused at once, so that the scheduler sends this worker nothing new
+                self.worker.loop.add_callback(self._pause)
+                threading.Thread(target=self._close_when_idle, daemon=True).start()
 
         signal.signal(signum, handler)
+
+    def _pause(self) -> None:
+        self.worker.status = Status.paused
+
+    def _close_when_idle(self) -> None:
+        if self.control is not None:
+            self.control.wait_idle(STOP_GRACE_S)
+        time.sleep(RESULT_GRACE_S)
+        self.worker.loop.add_callback(self.worker.close, reason="SIGTERM")
 
     def teardown(self, worker: Any) -> None:
         if self.control is not None and self.control.stop_all():
@@ -174,7 +206,8 @@ def _client(scheduler: str | None, workers: int | None) -> Iterator[Client]:
     dashboard = ":0" if importlib.util.find_spec("bokeh") is not None else None
     n = workers or os.cpu_count() or 1
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                      dashboard_address=dashboard) as cluster, Client(cluster) as client:
+                      dashboard_address=dashboard, silence_logs=logging.ERROR) as cluster, \
+            Client(cluster) as client:
         yield client
 
 
@@ -212,11 +245,18 @@ def run_sweep(spec: SweepSpec, out_dir: Path, *, scheduler: str | None = None,
     data = str(Path(data_dir).resolve()) if data_dir is not None else None
     if pending:
         with contextlib.ExitStack() as stack:
+            own_cluster = client is None and scheduler is None
             if client is None:
                 client = stack.enter_context(_client(scheduler, workers))
             report.interrupted = _run_pending(client, pending, trials_dir, data, results,
-                                              len(spec.trials), show_progress)
-        report.ran = sum(1 for t in pending if t.trial_id in results)
+                                              len(spec.trials), show_progress,
+                                              WorkerSetup(chain_sigint=not own_cluster))
+    for trial in pending:  # finished while its result was on the way (Ctrl-C)
+        folder = trials_dir / trial.trial_id
+        if trial.trial_id not in results and is_finished(folder, config_hash(
+                trial.config.to_dict())):
+            results[trial.trial_id] = read_result(folder)
+    report.ran = sum(1 for t in pending if t.trial_id in results)
     report.rows = [trial_row(spec, t, results.get(t.trial_id), trials_dir / t.trial_id)
                    for t in spec.trials]
     report.files = write_results(spec, report.rows, out_dir)
@@ -229,26 +269,45 @@ def run_sweep(spec: SweepSpec, out_dir: Path, *, scheduler: str | None = None,
 
 def _run_pending(client: Client, pending: list[Trial], trials_dir: Path, data: str | None,
                  results: dict[str, dict[str, Any]], total: int,
-                 show_progress: bool | None) -> bool:
-    """Submit, collect, and on Ctrl-C stop cleanly; True when interrupted."""
-    client.register_plugin(WorkerSetup(), name=PLUGIN_NAME)
+                 show_progress: bool | None, plugin: WorkerSetup) -> bool:
+    """Submit, collect, and on Ctrl-C stop cleanly; True when interrupted.
+
+    A trial that comes back 'interrupted' while the sweep goes on was stopped by its
+    worker's shutdown (SIGTERM, a scaled-down or pre-empted job): it is submitted again
+    and resumes from the checkpoint it just saved.
+    """
+    client.register_plugin(plugin, name=PLUGIN_NAME)
     link = getattr(client, "dashboard_link", None)
     if link and importlib.util.find_spec("bokeh") is not None:
         log.info("Dask dashboard: %s", link)
     token = uuid.uuid4().hex[:8]
-    futures = {}
+    futures: dict[str, tuple[Any, Trial]] = {}
+    attempts: dict[str, int] = {}
+
+    def submit(trial: Trial) -> Any:
+        attempts[trial.trial_id] = attempts.get(trial.trial_id, 0) + 1
+        key = f"trial-{trial.trial_id}-{token}-{attempts[trial.trial_id]}"
+        future = client.submit(_trial_task, trial.config.to_dict(),
+                               str(trials_dir / trial.trial_id), data, key=key, pure=False)
+        futures[key] = (future, trial)
+        return future
+
     for trial in pending:
-        folder = trials_dir / trial.trial_id
-        _prepare(trial, folder)
-        future = client.submit(_trial_task, trial.config.to_dict(), str(folder), data,
-                               key=f"trial-{trial.trial_id}-{token}", pure=False)
-        futures[future.key] = (future, trial)
+        _prepare(trial, trials_dir / trial.trial_id)
+    collected = as_completed([submit(trial) for trial in pending])
     progress = _Progress(total, total - len(pending), show_progress)
-    by_key = {key: trial for key, (_, trial) in futures.items()}
-    collected = as_completed([f for f, _ in futures.values()])
     try:
         for future in collected:
-            _collect(future, by_key[future.key], results, progress)
+            _, trial = futures.pop(future.key)
+            result = _result(future)
+            future.release()  # a lost worker must not make Dask recompute a finished trial
+            if result.get("status") == INTERRUPTED and attempts[trial.trial_id] <= MAX_RESUBMITS:
+                log.info("%s was stopped by its worker's shutdown; resubmitted", trial.trial_id)
+                collected.add(submit(trial))
+                continue
+            if result.get("status") != INTERRUPTED:
+                results[trial.trial_id] = result
+            progress.trial(trial, result)
         return False
     except KeyboardInterrupt:
         progress.close()
@@ -264,14 +323,8 @@ def _run_pending(client: Client, pending: list[Trial], trials_dir: Path, data: s
         progress.close()
 
 
-def _collect(future: Any, trial: Trial, results: dict[str, dict[str, Any]],
-             progress: _Progress) -> None:
+def _result(future: Any) -> dict[str, Any]:
     try:
-        result = future.result()
-    except Exception as exc:  # KilledWorker: the trial killed its worker too often
-        from .trial import one_line
-
-        result = {"status": FAILED, "reason": one_line(exc)}
-    if result.get("status") != INTERRUPTED:
-        results[trial.trial_id] = result
-    progress.trial(trial, result)
+        return future.result()
+    except Exception as exc:  # KilledWorker: the trial took down its worker too often
+        return {"status": FAILED, "reason": one_line(exc)}

@@ -123,6 +123,8 @@ def run_trial(config_data: dict[str, Any], run_dir: str, data_dir: str | None,
         outcome = train_run(config, folder, resume=resume, data_dir=data_folder,
                             show_progress=False, stop_event=stop)
     except Exception as exc:  # recorded, not raised: the sweep goes on
+        if stop.is_set():  # Ctrl-C also reaches child processes (a compiler): not a failure
+            return {**base, "status": INTERRUPTED, "reason": one_line(exc)}
         log.warning("trial %s failed: %s", folder.name, one_line(exc))
         result = {**base, "status": FAILED, "reason": one_line(exc),
                   "wall_s": time.perf_counter() - tic}
