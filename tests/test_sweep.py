@@ -361,7 +361,7 @@ def test_worker_killed_mid_trial_is_retried_from_its_checkpoint(
         while not victim and time.monotonic() < deadline and runner.is_alive():
             for trial in spec.trials:
                 folder = out / "trials" / trial.trial_id
-                if (folder / "snapshots" / "samples-00000080.npz").is_file() \
+                if (folder / "checkpoint.npz").is_file() \
                         and not (folder / "result.json").exists():
                     pids = client.run(os.getpid)
                     for address, keys in client.processing().items():
