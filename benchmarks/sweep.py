@@ -36,6 +36,7 @@ def main() -> int:
     p.add_argument("--data-dir", type=Path, default=Path("data"))
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger().handlers[0].setLevel(logging.WARNING)  # trials log INFO to log.txt
     spec = build_sweep({"name": "benchmark", "base": "mnist-100", "samples": args.samples,
                         "eval_samples": 1000, "seeds": list(range(1, args.trials + 1)),
                         "set": {"evaluation.assignment_samples": 1000}})

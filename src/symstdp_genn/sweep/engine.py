@@ -30,6 +30,7 @@ from typing import Any
 from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_worker
 from distributed.core import Status
 
+from ..checkpoint import atomic_path
 from .results import ResultFiles, trial_row, write_results
 from .spec import SweepSpec, Trial, config_hash
 from .trial import (
@@ -229,8 +230,9 @@ def run_sweep(spec: SweepSpec, out_dir: Path, *, scheduler: str | None = None,
     out_dir = Path(out_dir)
     trials_dir = out_dir / TRIALS_DIR
     trials_dir.mkdir(parents=True, exist_ok=True)
-    if spec.source is not None:
-        shutil.copyfile(spec.source, out_dir / "sweep.yaml")
+    if spec.source is not None:  # the file as it was run, beside its results
+        with atomic_path(out_dir / "sweep.yaml") as tmp:
+            shutil.copyfile(spec.source, tmp)
     results: dict[str, dict[str, Any]] = {}
     pending: list[Trial] = []
     for trial in spec.trials:
