@@ -326,6 +326,26 @@ def test_failing_trial_is_recorded_and_the_rest_finish(
     assert again.ran == 1 and again.skipped == 2 and again.counts == {"finished": 3}
 
 
+def test_cli_runs_a_sweep_on_a_local_cluster(tmp_path: Path, data_dir: Path) -> None:
+    path = _sweep_file(tmp_path, {"base": "mnist-100", "seeds": [4], "samples": 40,
+                                  "eval_samples": 20,
+                                  "set": {"network.n_hidden": 16,
+                                          "network.norm_hidden_to_output": 12.8,
+                                          "evaluation.assignment_samples": 20}})
+    out = tmp_path / "out"
+    argv = ["--mode", "sweep", "--sweep", str(path), "--workers", "1", "--out", str(out),
+            "--data-dir", str(data_dir), "--no-progress"]
+    code, stdout, err = run_cli(argv)
+    assert code == 0, err
+    assert "1 trials (validation split) on a local cluster of 1 workers" in stdout
+    assert "1 trials run now, 0 finished before; 1 finished" in stdout
+    assert "finished: supervised" in err  # one plain line per trial off a terminal
+    row = (out / "results.csv").read_text().splitlines()[1]
+    assert ",4,finished,validation," in row
+    code, stdout, _ = run_cli(argv)
+    assert code == 0 and "0 trials run now, 1 finished before" in stdout
+
+
 # -- real worker processes ----------------------------------------------------------------
 
 
@@ -337,16 +357,66 @@ def _kill_spec() -> Any:
                                                     "training.checkpoint_every": 40}})
 
 
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """The undisturbed sweep of _kill_spec."""
+    out = tmp_path_factory.mktemp("undisturbed")
+    with in_process_cluster() as client:
+        run_sweep(_kill_spec(), out, data_dir=data_dir, client=client, show_progress=False)
+    return out
+
+
+def _mid_trial(spec: Any, out: Path) -> Any:
+    """A trial that has written a checkpoint but not yet its result, or None."""
+    for trial in spec.trials:
+        folder = out / "trials" / trial.trial_id
+        if (folder / "checkpoint.npz").is_file() and not (folder / "result.json").exists():
+            return trial
+    return None
+
+
+def _same_checkpoints(spec: Any, out: Path, reference: Path) -> None:
+    for trial in spec.trials:
+        a = (out / "trials" / trial.trial_id / "checkpoint.npz").read_bytes()
+        b = (reference / "trials" / trial.trial_id / "checkpoint.npz").read_bytes()
+        assert a == b, trial.trial_id
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path: Path, data_dir: Path,
+                                                       reference: Path) -> None:
+    spec = _kill_spec()
+    out = tmp_path / "sweep"
+
+    def press_ctrl_c() -> None:
+        deadline = time.monotonic() + 120
+        while _mid_trial(spec, out) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with in_process_cluster() as client:
+        threading.Thread(target=press_ctrl_c, daemon=True).start()
+        report = run_sweep(spec, out, data_dir=data_dir, client=client, show_progress=False)
+    assert report.interrupted and report.ran < len(spec.trials)
+    stopped = [t for t in spec.trials
+               if not (out / "trials" / t.trial_id / "result.json").exists()]
+    assert stopped  # caught mid-run: saved where it stood, no result
+    for trial in stopped:
+        lines = (out / "trials" / trial.trial_id / "metrics.jsonl").read_text().splitlines()
+        assert json.loads(lines[-1])["event"] == "interrupted"
+    with in_process_cluster() as client:
+        again = run_sweep(spec, out, data_dir=data_dir, client=client, show_progress=False)
+    assert not again.interrupted and again.ran == len(stopped)
+    assert again.counts == {"finished": len(spec.trials)}
+    _same_checkpoints(spec, out, reference)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
 def test_worker_killed_mid_trial_is_retried_from_its_checkpoint(
-        tmp_path: Path, data_dir: Path, signum: int) -> None:
+        tmp_path: Path, data_dir: Path, reference: Path, signum: int) -> None:
     """kill -9: Dask reruns the task, which resumes from the last periodic checkpoint;
     SIGTERM: the trial saves where it is, the worker closes, the sweep resubmits it."""
     spec = _kill_spec()
-    reference = tmp_path / "undisturbed"
-    with in_process_cluster() as client:
-        run_sweep(spec, reference, data_dir=data_dir, client=client, show_progress=False)
 
     out = tmp_path / "killed"
     victim: dict[str, Any] = {}
@@ -359,16 +429,13 @@ def test_worker_killed_mid_trial_is_retried_from_its_checkpoint(
         runner.start()
         deadline = time.monotonic() + 120
         while not victim and time.monotonic() < deadline and runner.is_alive():
-            for trial in spec.trials:
-                folder = out / "trials" / trial.trial_id
-                if (folder / "checkpoint.npz").is_file() \
-                        and not (folder / "result.json").exists():
-                    pids = client.run(os.getpid)
-                    for address, keys in client.processing().items():
-                        if any(trial.trial_id in str(k) for k in keys):
-                            victim = {"trial": trial.trial_id, "pid": pids[address]}
-                    break
-            time.sleep(0.05)
+            trial = _mid_trial(spec, out)
+            if trial is not None:
+                pids = client.run(os.getpid)
+                for address, keys in client.processing().items():
+                    if any(trial.trial_id in str(k) for k in keys):
+                        victim = {"trial": trial.trial_id, "pid": pids[address]}
+            time.sleep(0.02)
         assert victim, "no trial was caught mid-run"
         os.kill(victim["pid"], signum)
         runner.join(timeout=300)
@@ -380,7 +447,4 @@ def test_worker_killed_mid_trial_is_retried_from_its_checkpoint(
     events = [json.loads(line)["event"] for line in
               (out / "trials" / victim["trial"] / "metrics.jsonl").read_text().splitlines()]
     assert ("interrupted" in events) == (signum == signal.SIGTERM)
-    for trial in spec.trials:
-        a = (out / "trials" / trial.trial_id / "checkpoint.npz").read_bytes()
-        b = (reference / "trials" / trial.trial_id / "checkpoint.npz").read_bytes()
-        assert a == b, trial.trial_id
+    _same_checkpoints(spec, out, reference)

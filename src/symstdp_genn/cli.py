@@ -35,6 +35,7 @@ from .evaluation import EVALUATION_FILE, SILENT, EvaluationResult
 from .evaluator import Evaluator, save_record
 from .network import build_network
 from .plotting import FIGURES_DIR, FigureReport, draw_figures, draw_run, draw_safely
+from .sweep import SweepSpec, load_sweep
 from .training import DRIVER_PREFIX, Trainer
 
 log = logging.getLogger("symstdp_genn")
@@ -301,25 +302,33 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise UserError("--mode sweep needs --sweep FILE.yaml (examples in sweeps/)")
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
-    from .sweep import load_sweep
-
     spec = load_sweep(args.sweep)  # the whole file is checked before Dask is needed
     if importlib.util.find_spec("distributed") is None:
         raise UserError('--mode sweep needs Dask distributed: pip install -e ".[sweep]"')
-    from .sweep.engine import run_sweep
-
     _setup_logging(args.verbose)
     sweep_log = logging.getLogger("symstdp_genn.sweep")
+    shown = logging.StreamHandler(sys.stderr)  # progress lines, also without --verbose
+    shown.setFormatter(logging.Formatter("%(message)s"))
+    shown.addFilter(lambda record: record.levelno == logging.INFO)
+    level = sweep_log.level
     if not args.verbose:
-        shown = logging.StreamHandler(sys.stderr)
-        shown.setFormatter(logging.Formatter("%(message)s"))
-        shown.addFilter(lambda record: record.levelno == logging.INFO)
         sweep_log.addHandler(shown)
         sweep_log.setLevel(logging.INFO)
+    try:
+        return _run_sweep(args, spec)
+    finally:
+        sweep_log.removeHandler(shown)
+        sweep_log.setLevel(level)
+
+
+def _run_sweep(args: argparse.Namespace, spec: SweepSpec) -> int:
+    from .sweep.engine import run_sweep  # needs the [sweep] extra
+
     out = args.out if args.out is not None else ROOT / "models" / f"sweep-{spec.name}"
     where = args.scheduler or f"a local cluster of {args.workers or os.cpu_count()} workers"
     split = "TEST SET" if spec.split == "test" else "validation split"
     print(f"sweep {spec.name}: {len(spec.trials)} trials ({split}) on {where} -> {out}")
+
     def stop(signum: int, frame: object) -> None:  # SIGTERM (kill, a batch system): as Ctrl-C
         raise KeyboardInterrupt
 
