@@ -127,6 +127,7 @@ GOOD = {"base": "mnist-100", "grid": {"network.theta_plus": [0.05, 0.07]}, "seed
     ({"grid": {"network.tau_theta": [1e6]}}, "'network.tau_theta'"),
     ({"set": {"training.sample": 100}}, "'training.sample'"),
     ({"split": "train"}, "'split'"),
+    ({"set": {"training.validation": False}}, "'training.validation' is set by 'split:'"),
     ({"seeds": []}, "'seeds'"),
     ({"samples": 0}, "'samples'"),
     ({"base": "mnist-7"}, "unknown preset 'mnist-7'"),

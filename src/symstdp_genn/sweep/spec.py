@@ -88,6 +88,9 @@ def _check_key(key: Any, section: str, where: str) -> str:
     if not isinstance(key, str) or not key or key in ("seed", "name"):
         raise _fail(where, f"{section}: {key!r} is not a config key to sweep "
                            "(seeds go under 'seeds:')")
+    if key == "training.validation":  # the tables name the split; it must be the sweep's
+        raise _fail(where, f"{section}: 'training.validation' is set by 'split:' "
+                           "(validation or test)")
     return key
 
 
