@@ -30,8 +30,18 @@ from symstdp_genn.data import DATASETS, FILES, write_idx
 from symstdp_genn.sweep import build_sweep, load_sweep
 from symstdp_genn.sweep.spec import config_hash
 
-distributed = pytest.importorskip("distributed")
-from symstdp_genn.sweep.engine import run_sweep  # noqa: E402
+try:
+    import distributed
+except ImportError:  # the [sweep] extra is missing: only the sweep-file tests run
+    distributed = None
+
+needs_dask = pytest.mark.skipif(distributed is None, reason='needs pip install -e ".[sweep]"')
+
+
+def run_sweep(*args: Any, **kwargs: Any) -> Any:
+    from symstdp_genn.sweep.engine import run_sweep as run
+
+    return run(*args, **kwargs)
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "sweeps" / "smoke.yaml"
@@ -212,8 +222,7 @@ def test_test_split_is_said_everywhere(tmp_path: Path) -> None:
 
 
 # -- the smoke grid on an in-process cluster ----------------------------------------------
-
-
+@needs_dask
 def test_grid_runs_every_trial_into_run_folders(smoke: tuple[Any, Path]) -> None:
     report, out = smoke
     assert report.ran == 8 and report.skipped == 0 and report.counts == {"finished": 8}
@@ -226,8 +235,7 @@ def test_grid_runs_every_trial_into_run_folders(smoke: tuple[Any, Path]) -> None
         assert 0.0 <= row["supervised_accuracy"] <= 1.0
     accuracies = {row["supervised_accuracy"] for row in report.rows}
     assert len(accuracies) > 1  # the grid and the seeds make a difference
-
-
+@needs_dask
 def test_results_tables_and_figure(smoke: tuple[Any, Path]) -> None:
     report, out = smoke
     lines = (out / "results.csv").read_text().splitlines()
@@ -250,8 +258,7 @@ def test_results_tables_and_figure(smoke: tuple[Any, Path]) -> None:
     assert table[0].split("|")[1].strip() == best
     assert abs(means[0] - np.mean(by_point[best])) < 0.006
     assert (out / "sweep.png").stat().st_size > 10_000
-
-
+@needs_dask
 def test_trials_equal_train_mode_bit_for_bit(smoke: tuple[Any, Path], data_dir: Path,
                                              tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
@@ -270,8 +277,7 @@ def test_trials_equal_train_mode_bit_for_bit(smoke: tuple[Any, Path], data_dir: 
                 if key in a.files:
                     assert np.array_equal(a[key], b[key]), key
         assert f"supervised accuracy  {100 * row['supervised_accuracy']:.2f} %" in stdout
-
-
+@needs_dask
 def test_second_invocation_runs_nothing(smoke: tuple[Any, Path], data_dir: Path) -> None:
     report, out = smoke
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("trials/*/checkpoint.npz")}
@@ -287,16 +293,14 @@ def test_second_invocation_runs_nothing(smoke: tuple[Any, Path], data_dir: Path)
 class _FailIfUsed:
     def __getattr__(self, name: str) -> Any:
         raise AssertionError(f"the cluster was used ({name}) though every trial had finished")
-
-
+@needs_dask
 def test_changed_config_is_not_taken_for_finished(smoke: tuple[Any, Path]) -> None:
     _, out = smoke
     trial = load_sweep(SMOKE).trials[0]
     result = json.loads((out / "trials" / trial.trial_id / "result.json").read_text())
     assert result["config_hash"] == config_hash(trial.config.to_dict())
     assert result["status"] == "finished"
-
-
+@needs_dask
 def test_failing_trial_is_recorded_and_the_rest_finish(
         tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from symstdp_genn import runner
@@ -325,8 +329,7 @@ def test_failing_trial_is_recorded_and_the_rest_finish(
         again = run_sweep(spec, tmp_path, data_dir=data_dir, client=client,
                           show_progress=False)
     assert again.ran == 1 and again.skipped == 2 and again.counts == {"finished": 3}
-
-
+@needs_dask
 def test_cli_runs_a_sweep_on_a_local_cluster(tmp_path: Path, data_dir: Path) -> None:
     path = _sweep_file(tmp_path, {"base": "mnist-100", "seeds": [4], "samples": 40,
                                   "eval_samples": 20,
@@ -381,8 +384,7 @@ def _same_checkpoints(spec: Any, out: Path, reference: Path) -> None:
         a = (out / "trials" / trial.trial_id / "checkpoint.npz").read_bytes()
         b = (reference / "trials" / trial.trial_id / "checkpoint.npz").read_bytes()
         assert a == b, trial.trial_id
-
-
+@needs_dask
 def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path: Path, data_dir: Path,
                                                        reference: Path) -> None:
     spec = _kill_spec()
@@ -411,6 +413,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path: Path, data_dir:
     _same_checkpoints(spec, out, reference)
 
 
+@needs_dask
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
 def test_worker_killed_mid_trial_is_retried_from_its_checkpoint(
