@@ -73,7 +73,7 @@ def write_synthetic_mnist(root: Path, n_train: int = 10_200, n_test: int = 20) -
 @contextlib.contextmanager
 def in_process_cluster(n_workers: int = 2) -> Iterator[Any]:
     with distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         yield client
 
@@ -425,7 +425,7 @@ def test_worker_killed_mid_trial_is_retried_from_its_checkpoint(
     out = tmp_path / "killed"
     victim: dict[str, Any] = {}
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         box: dict[str, Any] = {}
         runner = threading.Thread(target=lambda: box.update(report=run_sweep(

@@ -204,10 +204,10 @@ def _client(scheduler: str | None, workers: int | None) -> Iterator[Client]:
         with client:
             yield client
         return
-    dashboard = ":0" if importlib.util.find_spec("bokeh") is not None else None
     n = workers or os.cpu_count() or 1
+    # any free port for the HTTP server (and the dashboard, with bokeh): sweeps side by side
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                      dashboard_address=dashboard, silence_logs=logging.ERROR) as cluster, \
+                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
         yield client
 
