@@ -107,8 +107,9 @@ def _pm(mean: float, sd: float) -> str:
 def _markdown(spec: SweepSpec, rows: list[dict[str, Any]]) -> str:
     summaries = summarise(spec, rows)
     what = "test" if spec.split == "test" else "validation"
+    plural = "s" if len(summaries) != 1 else ""
     lines = [f"# Sweep {spec.name}", "", _split_note(spec), "",
-             f"{len(rows)} trials, {len(summaries)} points; accuracies in % on the {what} "
+             f"{len(rows)} trials, {len(summaries)} point{plural}; accuracies in % on the {what} "
              "split, mean ± sd over seeds; best point first.", "",
              f"| point | name | seeds done | supervised ({what}) | assignment ({what}) | "
              "failed |", "| --- | --- | --- | --- | --- | --- |"]
@@ -158,16 +159,19 @@ def _figure(spec: SweepSpec, rows: list[dict[str, Any]], path: Path) -> None:
     panels = max(1, len(keys)) + (1 if heat else 0)
     fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 3.8), squeeze=False)
     what = "TEST set" if spec.split == "test" else "validation"
-    if not keys:  # a seed study: one bar per seed
+    if not keys:  # a seed study: every seed, and the mean ± sd band, per readout
         ax = axes[0][0]
         done = [r for r in rows if r["status"] == "finished"]
         x = np.arange(len(done))
-        for offset, key in ((-0.2, "supervised_accuracy"), (0.2, "assignment_accuracy")):
-            ax.bar(x + offset, [100 * _number(r[key]) for r in done], width=0.4,
-                   label=key.split("_")[0])
-        ax.set_xticks(x, [f"s{r['seed']}" for r in done])
+        for readout, marker in (("supervised_accuracy", "o"), ("assignment_accuracy", "s")):
+            ys = np.array([100 * _number(r[readout]) for r in done])
+            line = ax.plot(x, ys, marker, label=readout.split("_")[0])[0]
+            mean, sd = ys.mean(), ys.std(ddof=1) if ys.size > 1 else 0.0
+            ax.axhline(mean, color=line.get_color(), lw=1)
+            ax.axhspan(mean - sd, mean + sd, color=line.get_color(), alpha=0.15)
+        ax.set_xticks(x, [f"seed {r['seed']}" for r in done])
         ax.set_ylabel(f"accuracy on {what} (%)")
-        ax.legend()
+        ax.legend(fontsize="small")
     for ax, key in zip(axes[0], keys, strict=False):
         xs, log_axis = _axis_values([s.params[key] for s in summaries])
         for readout, marker in (("supervised_accuracy", "o"), ("assignment_accuracy", "s")):
