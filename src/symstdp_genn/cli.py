@@ -1,4 +1,4 @@
-"""Command line: ``python run.py --mode train|test|plot|data``.
+"""Command line: ``python run.py --mode train|test|plot|data|sweep``.
 
 Every problem a user can cause ends in one line on stderr and exit code 2;
 Ctrl-C or SIGTERM during training saves a checkpoint and exits with 130. Training
@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -36,6 +38,7 @@ from .network import build_network
 from .plotting import FIGURES_DIR, FigureReport, draw_figures, draw_run, draw_safely
 from .progress import ConsoleFilter, ConsoleFormatter
 from .selection import BEST_FILE, selection_label
+from .sweep import SweepSpec, load_sweep
 from .training import DRIVER_PREFIX, TrainingOutcome
 
 log = logging.getLogger("symstdp_genn")
@@ -66,9 +69,9 @@ def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
         description="Train and test the supervised sym-STDP spiking network "
                     "(Hao et al., Neural Networks 2019).",
         epilog=f"presets: {', '.join(list_presets())}")
-    p.add_argument("--mode", choices=("train", "test", "plot", "data"), default="train",
-                   help="train a network, test a checkpoint, draw a run's figures, or fetch "
-                        "and verify a dataset")
+    p.add_argument("--mode", choices=("train", "test", "plot", "data", "sweep"), default="train",
+                   help="train a network, test a checkpoint, draw a run's figures, fetch "
+                        "and verify a dataset, or run a sweep file's trials on Dask")
     p.add_argument("--preset", help=f"network/dataset preset (default {DEFAULT_PRESET})")
     p.add_argument("--config", type=Path, help="YAML config file (may name 'preset: NAME')")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -99,6 +102,12 @@ def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=(*DATASETS, "all"), default=None,
                    help="dataset for --mode data only (default: the config's); other modes "
                         "take the dataset from the preset or config (config key 'dataset')")
+    p.add_argument("--sweep", type=Path, metavar="FILE.yaml",
+                   help="sweep file for --mode sweep (see sweeps/)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="--mode sweep: a running Dask scheduler (default: a local cluster)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="--mode sweep: local worker processes (default: one per core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("--version", action="version", version=f"symstdp-genn {__version__}")
@@ -342,6 +351,59 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    if args.sweep is None:
+        raise UserError("--mode sweep needs --sweep FILE.yaml (examples in sweeps/)")
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {args.workers}")
+    spec = load_sweep(args.sweep)  # the whole file is checked before Dask is needed
+    if importlib.util.find_spec("distributed") is None:
+        raise UserError('--mode sweep needs Dask distributed: pip install -e ".[sweep]"')
+    _setup_logging(args.verbose)
+    sweep_log = logging.getLogger("symstdp_genn.sweep")
+    shown = logging.StreamHandler(sys.stderr)  # progress lines, also without --verbose
+    shown.setFormatter(logging.Formatter("%(message)s"))
+    shown.addFilter(lambda record: record.levelno == logging.INFO)
+    level = sweep_log.level
+    if not args.verbose:
+        sweep_log.addHandler(shown)
+        sweep_log.setLevel(logging.INFO)
+    try:
+        return _run_sweep(args, spec)
+    finally:
+        sweep_log.removeHandler(shown)
+        sweep_log.setLevel(level)
+
+
+def _run_sweep(args: argparse.Namespace, spec: SweepSpec) -> int:
+    from .sweep.engine import run_sweep  # needs the [sweep] extra
+
+    out = args.out if args.out is not None else ROOT / "models" / f"sweep-{spec.name}"
+    where = args.scheduler or f"a local cluster of {args.workers or os.cpu_count()} workers"
+    split = "TEST SET" if spec.split == "test" else "validation split"
+    print(f"sweep {spec.name}: {len(spec.trials)} trials ({split}) on {where} -> {out}")
+
+    def stop(signum: int, frame: object) -> None:  # SIGTERM (kill, a batch system): as Ctrl-C
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        report = run_sweep(spec, out, scheduler=args.scheduler, workers=args.workers,
+                           data_dir=args.data_dir,
+                           show_progress=False if args.no_progress else None)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
+    print(f"{report.ran} trials run now, {report.skipped} finished before; {counts}")
+    if report.files is not None:
+        for path in report.files.written:
+            print(f"  {path}")
+    if report.interrupted:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 1 if report.counts.get("failed") else 0
+
+
 def _refuse_misplaced_flags(args: argparse.Namespace) -> None:
     """Flags that the chosen mode would silently ignore are refused instead."""
     if args.dataset is not None and args.mode != "data":
@@ -364,6 +426,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             return cmd_test(args)
         if args.mode == "plot":
             return cmd_plot(args)
+        if args.mode == "sweep":
+            return cmd_sweep(args)
         return cmd_data(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -309,8 +309,12 @@ def run_log(path: Path) -> Iterator[None]:
 
 def train_run(config: Config, run_dir: Path, *, resume: Path | None = None,
               data_dir: Path | None = None, show_progress: bool = False,
-              stop_event: threading.Event | None = None) -> TrainingOutcome:
+              stop_event: threading.Event | None = None,
+              final_evaluation: bool = True) -> TrainingOutcome:
     """Train ``config`` into ``run_dir`` (from ``resume`` when given); see the module doc.
+
+    ``final_evaluation=False`` ends with the final checkpoint and the periodic evaluations
+    only: a sweep scored on the validation split never touches the test set.
 
     The final checkpoint is written before the final evaluation; SIGINT/SIGTERM (main
     thread only) or ``stop_event`` stop the run with a checkpoint saved and
@@ -354,7 +358,8 @@ def train_run(config: Config, run_dir: Path, *, resume: Path | None = None,
                                   final_dataset=final_dataset)
             started = True
             try:
-                return trainer.train(show_progress=show_progress, stop_event=stop_event)
+                return trainer.train(show_progress=show_progress, stop_event=stop_event,
+                                     final_evaluation=final_evaluation)
             except OSError as exc:
                 where = f" ({exc.filename})" if exc.filename else ""
                 raise UserError(f"cannot write into run folder {run_dir}: "

@@ -87,6 +87,10 @@ def score(summary: Mapping[str, Any], readout: str) -> float:
     return float("nan") if value is None else float(value)
 
 
+#: what the curve keeps of each periodic evaluation (a sweep's trial result reads it back)
+CURVE_FIELDS = ("supervised_accuracy", "assignment_accuracy", "silent_fraction", "n")
+
+
 @dataclass
 class Selection:
     """Best periodic score so far and the curve, for one readout on one split.
@@ -113,8 +117,7 @@ class Selection:
         """Record one periodic evaluation; True when it is the new best."""
         value = score(summary, self.readout)
         self.curve.append({"samples_seen": int(samples_seen),
-                           "supervised_accuracy": summary.get("supervised_accuracy"),
-                           "assignment_accuracy": summary.get("assignment_accuracy")})
+                           **{k: summary.get(k) for k in CURVE_FIELDS}})
         if math.isnan(value) or (self.best_score is not None and value <= self.best_score):
             return False
         self.best_score, self.best_samples = value, int(samples_seen)

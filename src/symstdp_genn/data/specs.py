@@ -34,6 +34,11 @@ class DatasetSpec:
     #: Per-image pre-scaling to this mean intensity (spec §4), or ``None``.
     scale_to_mean: float | None = None
 
+    @property
+    def n_train(self) -> int:
+        """Training images: the label file is an 8-byte header and one byte per label."""
+        return self.files[FILES[1]][0] - 8
+
 
 DATASETS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec(

@@ -41,11 +41,15 @@ NORMALIZE_THREADS_MIN_WEIGHTS = 1_000_000
 
 
 def available_cores() -> int:
-    """The cores this process may run on (its affinity mask, not the machine's count)."""
+    """The cores this process may run on (its affinity mask, not the machine's count),
+    capped by ``OMP_NUM_THREADS`` when set: Dask workers, batch schedulers and users set
+    it to share a machine between processes, and more threads would only oversubscribe."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # not Linux
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    cap = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return min(cores, int(cap)) if cap.isdigit() and int(cap) > 0 else cores
 
 
 class BuiltinBackend(Backend):
