@@ -3,12 +3,9 @@ end-to-end train/test run on a synthetic dataset (no real MNIST, no network acce
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import importlib.util
-import io
 import json
-import logging
 import os
 import re
 import signal
@@ -22,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from symstdp_genn import cli, runner
 from symstdp_genn.backends import GENN_INSTALL_DOCS
@@ -56,24 +54,6 @@ def _fake_load_dataset(name: str, folder: Path) -> Dataset:
     return fake_dataset()
 
 
-@contextlib.contextmanager
-def _restored_logging() -> Iterator[None]:
-    """``cli._setup_logging`` replaces the root logger's handlers; put them back afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        yield
-    finally:
-        for handler in list(root.handlers):
-            if handler not in handlers:
-                root.removeHandler(handler)
-                handler.close()
-        for handler in handlers:
-            if handler not in root.handlers:
-                root.addHandler(handler)
-        root.setLevel(level)
-
-
 @dataclass
 class Run:
     code: int
@@ -83,10 +63,7 @@ class Run:
 
 def _main(argv: list[str]) -> Run:
     """``cli.main(argv)`` with its output captured (usable from module-scoped fixtures)."""
-    out, err = io.StringIO(), io.StringIO()
-    with _restored_logging(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(argv)
-    return Run(code, out.getvalue(), err.getvalue())
+    return Run(*run_cli(argv))
 
 
 def _assert_user_error(run: Run, after_notices: bool = False) -> str:

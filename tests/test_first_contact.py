@@ -13,12 +13,11 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import small_config
+from conftest import restored_logging, run_cli, small_config
 
 from symstdp_genn import cli, data, progress
 from symstdp_genn.checkpoint import save_checkpoint
@@ -29,28 +28,7 @@ from symstdp_genn.training import Trainer
 REPO = Path(__file__).resolve().parents[1]
 
 
-@contextlib.contextmanager
-def _restored_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        yield
-    finally:
-        for handler in list(root.handlers):
-            if handler not in handlers:
-                root.removeHandler(handler)
-                handler.close()
-        for handler in handlers:
-            if handler not in root.handlers:
-                root.addHandler(handler)
-        root.setLevel(level)
-
-
-def _main(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with _restored_logging(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(argv)
-    return code, out.getvalue(), err.getvalue()
+_main = run_cli
 
 
 def _one_error_line(code: int, err: str) -> str:
@@ -235,7 +213,7 @@ def test_no_progress_and_terminal_bar(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_notices_reach_the_terminal_plain_info_does_not() -> None:
     err = io.StringIO()
-    with _restored_logging(), contextlib.redirect_stderr(err):
+    with restored_logging(), contextlib.redirect_stderr(err):
         cli._setup_logging(verbose=False)
         log = logging.getLogger("symstdp_genn.somewhere")
         log.info("an ordinary progress detail")
@@ -250,7 +228,7 @@ def test_tsne_skip_is_a_notice(tmp_path: Path) -> None:
 
     report = FigureReport(tmp_path)
     err = io.StringIO()
-    with _restored_logging(), contextlib.redirect_stderr(err):
+    with restored_logging(), contextlib.redirect_stderr(err):
         cli._setup_logging(verbose=False)
         report.skip("t-SNE: scikit-learn is not installed; pip install x", tell=True)
         report.skip("snapshots: none")

@@ -10,9 +10,7 @@ worker processes included, loads them through the ordinary ensure_dataset path.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
-import logging
 import os
 import signal
 import threading
@@ -24,6 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from conftest import run_cli
 
 from symstdp_genn import cli
 from symstdp_genn.data import DATASETS, FILES, write_idx
@@ -75,31 +74,6 @@ def in_process_cluster(n_workers: int = 2) -> Iterator[Any]:
                                   dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         yield client
-
-
-@contextlib.contextmanager
-def restored_logging() -> Iterator[None]:
-    """cli._setup_logging replaces the root logger's handlers; put them back afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        yield
-    finally:
-        for handler in list(root.handlers):
-            if handler not in handlers:
-                root.removeHandler(handler)
-                handler.close()
-        for handler in handlers:
-            if handler not in root.handlers:
-                root.addHandler(handler)
-        root.setLevel(level)
-
-
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with restored_logging(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(argv)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

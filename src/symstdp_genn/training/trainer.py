@@ -11,22 +11,17 @@ an uninterrupted one.
 
 from __future__ import annotations
 
-import json
 import logging
-import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .backends import create_backend, resolve
-from .checkpoint import (
+from ..backends import create_backend, resolve
+from ..checkpoint import (
     Checkpoint,
     CheckpointWriteError,
     atomic_path,
@@ -34,27 +29,29 @@ from .checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from .config import Config
-from .data import Dataset
-from .errors import UserError
-from .evaluation import (
+from ..config import Config
+from ..data import Dataset
+from ..errors import UserError
+from ..evaluation import (
     EVALUATION_FILE,
     SILENT,
     EvaluationResult,
     assign_neurons,
     assignment_predictions,
 )
-from .evaluator import Evaluator, labelling_samples, save_record
-from .network import (
+from ..evaluator import Evaluator, labelling_samples, save_record
+from ..network import (
     HIDDEN_TO_OUTPUT,
     build_network,
     initial_weights,
     seed_for,
     seed_sequence,
 )
-from .progress import ProgressBar
-from .selection import BEST_FILE, TEST, Selection, check_protocol
-from .simulation import Simulation
+from ..progress import ProgressBar
+from ..selection import BEST_FILE, TEST, Selection, check_protocol
+from ..simulation import Simulation
+from .metrics import MetricsLog
+from .stop import StopRequest
 
 log = logging.getLogger(__name__)
 
@@ -85,91 +82,6 @@ class TrainingOutcome:
     best: EvaluationResult | None = None
     #: the run's selection state (:meth:`Selection.to_meta`); None without periodic evaluation
     selection: dict[str, Any] | None = None
-
-
-class MetricsLog:
-    """Append-only JSON lines; one object per event (start, train progress, evaluation).
-
-    Every line carries ``time`` (ISO 8601, UTC) and ``elapsed_s`` (seconds since this
-    training session began), so a log that spans resumes still reads as a timeline."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._started = time.monotonic()
-
-    def write(self, event: str, **fields: Any) -> None:
-        record = {"event": event,
-                  "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-                  "elapsed_s": round(time.monotonic() - self._started, 3),
-                  **{k: _finite(v) for k, v in fields.items()}}
-        with self.path.open("a") as handle:
-            handle.write(json.dumps(record, sort_keys=True, default=_jsonable, allow_nan=False)
-                         + "\n")
-
-
-def _finite(value: Any) -> Any:
-    """NaN/inf become null: strict JSON readers (jq, browsers) reject the bare tokens."""
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(type(value))
-
-
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM")
-                     if hasattr(signal, name))
-
-
-class StopRequest:
-    """Ctrl-C, SIGTERM (what ``kill``, ``timeout`` and batch schedulers send) and a
-    ``threading.Event`` all ask a training to stop the same way.
-
-    While training, the first request sets :attr:`stop` (the loop saves a checkpoint and
-    stops after the current sample); a second signal interrupts at once. Once
-    :attr:`immediate` is set (the final checkpoint is written, the final evaluation runs)
-    a signal raises ``KeyboardInterrupt`` straight away: nothing is left to save.
-    """
-
-    def __init__(self, event: threading.Event | None = None):
-        self.event = event
-        self.signalled = ""
-        self.immediate = False
-
-    @property
-    def stop(self) -> bool:
-        return bool(self.signalled) or (self.event is not None and self.event.is_set())
-
-    @property
-    def source(self) -> str:
-        return self.signalled or ("stop request" if self.stop else "")
-
-    def handle(self, signum: int, frame: object) -> None:
-        if self.signalled or self.immediate:
-            self.signalled = self.signalled or signal.Signals(signum).name
-            raise KeyboardInterrupt
-        self.signalled = signal.Signals(signum).name
-
-    @contextmanager
-    def installed(self) -> Iterator[StopRequest]:
-        """Install the signal handlers for the block; only the main thread can (elsewhere
-        the caller's ``threading.Event`` is the way to stop)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
-        for s in STOP_SIGNALS:
-            signal.signal(s, self.handle)
-        try:
-            yield self
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
 
 
 class Trainer:

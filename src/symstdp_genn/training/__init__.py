@@ -1,0 +1,9 @@
+"""Training: the driver (:mod:`.trainer`), its metrics log (:mod:`.metrics`) and how a
+run is asked to stop (:mod:`.stop`)."""
+
+from .metrics import MetricsLog
+from .stop import StopRequest
+from .trainer import DRIVER_PREFIX, SNAPSHOT_KEYS, Trainer, TrainingOutcome
+
+__all__ = ["DRIVER_PREFIX", "SNAPSHOT_KEYS", "MetricsLog", "StopRequest", "Trainer",
+           "TrainingOutcome"]
