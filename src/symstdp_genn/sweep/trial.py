@@ -22,7 +22,7 @@ from typing import Any
 
 from ..checkpoint import atomic_path
 from ..config import config_from_dict
-from ..data import ensure_dataset
+from ..data import default_data_dir, ensure_dataset
 from .spec import config_hash
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,8 @@ def run_trial(config_data: dict[str, Any], run_dir: str, data_dir: str | None,
         if resume is None and folder.exists():
             log.info("%s has no checkpoint: starting the trial again", folder)
             shutil.rmtree(folder)
-        data_folder = Path(data_dir) if data_dir is not None else Path("data")
+        # the worker's own default data folder (never its working directory)
+        data_folder = Path(data_dir) if data_dir is not None else default_data_dir()
         ensure_dataset(config.dataset, data_folder)
         outcome = train_run(config, folder, resume=resume, data_dir=data_folder,
                             show_progress=False, stop_event=stop, final_evaluation=False)
