@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from ..config import Config, config_from_dict, preset_dict
+from ..config import Config, config_from_dict, preset_dict, read_yaml
 from ..data import DATASETS
 from ..errors import UserError
 
@@ -287,13 +286,4 @@ def _trained(config: Config) -> int:
 
 def load_sweep(path: Path) -> SweepSpec:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UserError(f"cannot read sweep file {path}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise UserError(f"sweep file {path} is not valid YAML: "
-                        f"{str(exc).splitlines()[0]}") from None
-    return build_sweep(data, str(path), path)
+    return build_sweep(read_yaml(path, "sweep file"), str(path), path)
