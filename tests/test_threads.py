@@ -8,6 +8,7 @@ the same config and seed give the same state, spike lists and checkpoints with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -199,14 +200,22 @@ def test_threads_flag_sets_the_config_key(capsys: pytest.CaptureFixture[str]) ->
     assert err.startswith("error: config key 'threads'") and "\n" not in err
 
 
-def test_chooser_settles_on_the_faster_count_and_probes_ever_more_rarely() -> None:
-    chooser = ThreadChooser(2)
-    key = (700, True)
+def _drive(chooser: ThreadChooser, key: tuple[int, bool], calls: int,
+           seconds: Callable[[int, int], float]) -> list[int]:
+    """Let ``chooser`` pick for ``calls`` calls, each costing ``seconds(call, threads)``;
+    the thread counts it picked."""
     picks = []
-    for _ in range(300):
+    for i in range(calls):
         t = chooser.pick(key)
         picks.append(t)
-        chooser.record(key, t, 1.0 if t == 2 else 2.0)  # two threads twice as fast
+        chooser.record(key, t, seconds(i, t))
+    return picks
+
+
+def test_chooser_settles_on_the_faster_count_and_probes_ever_more_rarely() -> None:
+    chooser = ThreadChooser(2)
+    # two threads twice as fast
+    picks = _drive(chooser, (700, True), 300, lambda i, t: 1.0 if t == 2 else 2.0)
     probes = [i for i, t in enumerate(picks) if t == 1]
     assert picks[0] == 2 and len(probes) <= 8  # one first measurement, then rare probes
     gaps = np.diff(probes[1:])
@@ -217,12 +226,9 @@ def test_chooser_settles_on_the_faster_count_and_probes_ever_more_rarely() -> No
 def test_chooser_follows_a_change_of_load_within_a_few_calls() -> None:
     chooser = ThreadChooser(2)
     key = (300, False)
-    picks = []
-    for i in range(200):
-        t = chooser.pick(key)
-        picks.append(t)
-        busy = i >= 100  # from call 100 on, the second core is taken
-        chooser.record(key, t, (6.0 if busy else 1.0) if t == 2 else 2.0)
+    # from call 100 on, the second core is taken
+    picks = _drive(chooser, key, 200,
+                   lambda i, t: ((6.0 if i >= 100 else 1.0) if t == 2 else 2.0))
     assert picks[90:100].count(2) >= 9
     assert picks[104:200].count(2) <= 6
     assert chooser.best() == 1

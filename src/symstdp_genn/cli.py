@@ -11,7 +11,6 @@ import argparse
 import importlib.util
 import logging
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -39,7 +38,7 @@ from .plotting import FIGURES_DIR, FigureReport, draw_figures, draw_run, draw_sa
 from .progress import ConsoleFilter, ConsoleFormatter
 from .selection import BEST_FILE, selection_label
 from .sweep import SweepSpec, load_sweep
-from .training import DRIVER_PREFIX, TrainingOutcome
+from .training import DRIVER_PREFIX, TrainingOutcome, sigterm_as_interrupt
 
 log = logging.getLogger("symstdp_genn")
 
@@ -383,16 +382,10 @@ def _run_sweep(args: argparse.Namespace, spec: SweepSpec) -> int:
     split = "TEST SET" if spec.split == "test" else "validation split"
     print(f"sweep {spec.name}: {len(spec.trials)} trials ({split}) on {where} -> {out}")
 
-    def stop(signum: int, frame: object) -> None:  # SIGTERM (kill, a batch system): as Ctrl-C
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
+    with sigterm_as_interrupt():  # kill or a batch system: as Ctrl-C
         report = run_sweep(spec, out, scheduler=args.scheduler, workers=args.workers,
                            data_dir=args.data_dir,
                            show_progress=False if args.no_progress else None)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
     print(f"{report.ran} trials run now, {report.skipped} finished before; {counts}")
     if report.files is not None:

@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import shutil
-import signal
 import sys
 import threading
 from collections.abc import Iterator
@@ -34,7 +33,7 @@ from .config import Config, config_from_dict
 from .data import Dataset, default_data_dir, load_dataset
 from .errors import UserError
 from .selection import protocol_datasets
-from .training import Trainer, TrainingOutcome
+from .training import Trainer, TrainingOutcome, sigterm_as_interrupt
 
 log = logging.getLogger(__name__)
 
@@ -352,7 +351,7 @@ def train_run(config: Config, run_dir: Path, *, resume: Path | None = None,
                      config.backend, config.seed, run_dir)
             for change in changes:
                 log.info("resume changes %s", change)
-            with _sigterm_interrupts():  # a kill while starting up cleans up as Ctrl-C does
+            with sigterm_as_interrupt():  # a kill while starting up cleans up as Ctrl-C does
                 dataset, final_dataset = load_data(config, data_dir)
                 trainer = Trainer(config, dataset, run_dir, checkpoint, str(resume or ""),
                                   final_dataset=final_dataset)
@@ -376,23 +375,6 @@ def train_run(config: Config, run_dir: Path, *, resume: Path | None = None,
         lock.release()
 
 
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt for the block (main thread only), so a run killed
-    while loading data or compiling still removes the folder it created."""
-    if (not hasattr(signal, "SIGTERM")
-            or threading.current_thread() is not threading.main_thread()):
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _remove_empty(folder: Path, top: Path | None) -> None:

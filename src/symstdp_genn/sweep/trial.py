@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
 import threading
 import time
@@ -23,6 +22,7 @@ from typing import Any
 from ..checkpoint import atomic_path
 from ..config import config_from_dict
 from ..data import default_data_dir, ensure_dataset
+from ..training.metrics import finite
 from .spec import config_hash
 
 log = logging.getLogger(__name__)
@@ -78,12 +78,8 @@ def is_finished(run_dir: Path, expected_hash: str) -> bool:
             and result.get("config_hash") == expected_hash)
 
 
-def _finite(x: Any) -> Any:
-    return None if isinstance(x, float) and not math.isfinite(x) else x
-
-
 def write_result(run_dir: Path, result: dict[str, Any]) -> None:
-    text = json.dumps({k: _finite(v) for k, v in result.items()}, indent=1, sort_keys=True)
+    text = json.dumps({k: finite(v) for k, v in result.items()}, indent=1, sort_keys=True)
     with atomic_path(Path(run_dir) / RESULT_FILE) as tmp:
         tmp.write_text(text + "\n")
 

@@ -2,8 +2,8 @@
 run is asked to stop (:mod:`.stop`)."""
 
 from .metrics import MetricsLog
-from .stop import StopRequest
+from .stop import StopRequest, sigterm_as_interrupt
 from .trainer import DRIVER_PREFIX, SNAPSHOT_KEYS, Trainer, TrainingOutcome
 
 __all__ = ["DRIVER_PREFIX", "SNAPSHOT_KEYS", "MetricsLog", "StopRequest", "Trainer",
-           "TrainingOutcome"]
+           "TrainingOutcome", "sigterm_as_interrupt"]

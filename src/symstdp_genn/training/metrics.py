@@ -26,13 +26,13 @@ class MetricsLog:
         record = {"event": event,
                   "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
                   "elapsed_s": round(time.monotonic() - self._started, 3),
-                  **{k: _finite(v) for k, v in fields.items()}}
+                  **{k: finite(v) for k, v in fields.items()}}
         with self.path.open("a") as handle:
             handle.write(json.dumps(record, sort_keys=True, default=_jsonable, allow_nan=False)
                          + "\n")
 
 
-def _finite(value: Any) -> Any:
+def finite(value: Any) -> Any:
     """NaN/inf become null: strict JSON readers (jq, browsers) reject the bare tokens."""
     if isinstance(value, float) and not np.isfinite(value):
         return None

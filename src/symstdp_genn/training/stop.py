@@ -56,3 +56,23 @@ class StopRequest:
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt for the block (main thread only), so code that
+    already cleans up after Ctrl-C (a starting run, a sweep's client) does the same when
+    ``kill``, ``timeout`` or a batch system ends it."""
+    if (not hasattr(signal, "SIGTERM")
+            or threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
