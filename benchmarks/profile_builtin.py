@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-import symstdp_genn.training as training  # noqa: E402
+import symstdp_genn.training.trainer as training  # noqa: E402
 from symstdp_genn.backends.builtin import BuiltinBackend  # noqa: E402
 from symstdp_genn.config import load_config  # noqa: E402
 from symstdp_genn.data import load_dataset  # noqa: E402
