@@ -616,6 +616,30 @@ def test_accuracy_figure_without_periodic_evaluations_and_reference_labels() -> 
         "BindsNET port (third party): 80–82 %, supervised readout (after 1 epoch)"]
 
 
+def test_accuracy_figure_draws_the_selected_checkpoint_where_it_was_selected() -> None:
+    events = _default_run_events(periodic=True, split="validation")
+    events[-1]["split"] = "test"  # the final pass scores the test set
+    events.append({"event": "evaluation", "tag": "best", "split": "test", "n": 10000,
+                   "samples_seen": 20000, "selected_at": 10000,
+                   "supervised_accuracy": 0.8911, "assignment_accuracy": 0.8802})
+    curves = plotting.accuracy_curves(events)
+    assert curves.best["supervised"].x.tolist() == [10000]  # not 20000, where the run ended
+    np.testing.assert_allclose(curves.best["supervised"].y, [89.11])
+    assert curves.final["supervised"].x.tolist() == [20000]
+    fig = plotting.accuracy_figure(curves, [], "t")
+    texts = _legend_texts(fig)
+    assert ("supervised readout, final evaluation on 10,000 test images (last checkpoint)"
+            in texts)
+    assert ("supervised readout, selected checkpoint on 10,000 test images, drawn where "
+            "validation scores selected it") in texts
+    values = sorted(t.get_text() for t in fig.axes[0].texts)
+    assert values == ["88.02 %", "88.47 %", "88.89 %", "89.11 %"]
+    # a run without a selected checkpoint keeps its plain labels
+    plain = _legend_texts(plotting.accuracy_figure(
+        plotting.accuracy_curves(_default_run_events(periodic=False)), [], "t"))
+    assert not any("last checkpoint" in t or "selected" in t for t in plain)
+
+
 def test_y_range_limits() -> None:
     flat = plotting.AccuracyCurves(plotting.Curve(np.array([1, 2]), np.array([99.0, 99.5])),
                                    {}, {})

@@ -55,21 +55,25 @@ class AccuracyCurves:
     running: Curve  # running training accuracy (assignment readout of incoming samples)
     periodic: dict[str, Curve]  # readout -> periodic evaluations
     final: dict[str, Curve]  # readout -> final evaluations (one per training session)
+    #: readout -> the selected checkpoint's test result, at the sample count it was selected
+    best: dict[str, Curve] = field(default_factory=dict)
     evaluated_on: dict[str, int] = field(default_factory=dict)  # tag -> test images (last)
     #: tag -> the images an evaluation used, when its events say ("validation" or "test")
     split: dict[str, str] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
-        return not (len(self.running) or any(len(c) for c in (*self.periodic.values(),
-                                                               *self.final.values())))
+        return not any(len(c) for c in self._all())
+
+    def _all(self) -> list[Curve]:
+        return [self.running, *self.periodic.values(), *self.final.values(),
+                *self.best.values()]
 
     def all_y(self) -> np.ndarray:
-        return np.concatenate([c.y for c in (self.running, *self.periodic.values(),
-                                             *self.final.values())])
+        return np.concatenate([c.y for c in self._all()])
 
     def last_x(self) -> int:
-        xs = [c.x for c in (self.running, *self.periodic.values(), *self.final.values())]
+        xs = [c.x for c in self._all()]
         return max((int(x.max()) for x in xs if x.size), default=0)
 
 
@@ -83,7 +87,9 @@ def accuracy_curves(events: Iterable[dict[str, Any]]) -> AccuracyCurves:
 
     An event repeated for the same sample count (a run resumed from an earlier
     checkpoint logs those samples again) counts once: the last one wins. Missing
-    values (null: NaN when logged) are left out.
+    values (null: NaN when logged) are left out. The selected checkpoint's test result
+    (tag ``best``) is placed where it was selected (``selected_at``), not where the run
+    ended, so it sits on the periodic curve point that chose it.
     """
     running: dict[int, float] = {}
     evals: dict[tuple[str, str], dict[int, float]] = {}
@@ -100,6 +106,8 @@ def accuracy_curves(events: Iterable[dict[str, Any]]) -> AccuracyCurves:
                 running.pop(x, None)
         elif e.get("event") == "evaluation":
             tag = str(e.get("tag", ""))
+            if tag == "best" and isinstance(e.get("selected_at"), int):
+                x = e["selected_at"]
             for readout in ("supervised", "assignment"):
                 value = e.get(f"{readout}_accuracy")
                 points = evals.setdefault((tag, readout), {})
@@ -115,6 +123,7 @@ def accuracy_curves(events: Iterable[dict[str, Any]]) -> AccuracyCurves:
         running=_curve(running),
         periodic={r: _curve(evals.get(("periodic", r), {})) for r in ("supervised", "assignment")},
         final={r: _curve(evals.get(("final", r), {})) for r in ("supervised", "assignment")},
+        best={r: _curve(evals.get(("best", r), {})) for r in ("supervised", "assignment")},
         evaluated_on=evaluated_on, split=split)
 
 
@@ -223,15 +232,24 @@ def accuracy_figure(curves: AccuracyCurves, references: Sequence[Reference], tit
             ax.plot(c.x, c.y, "o-", color=colour, ms=4.5, lw=1.6,
                     label=f"{readout} readout, periodic evaluation"
                           f"{_images_text(curves, 'periodic')}")
-    finals = [(readout, x, y) for readout in COLOURS
-              for x, y in zip(curves.final[readout].x, curves.final[readout].y, strict=True)]
+    selected = any(len(c) for c in curves.best.values())
+    finals = [(readout, x, y) for group in (curves.final, curves.best)
+              for readout, c in group.items() for x, y in zip(c.x, c.y, strict=True)]
     lo, hi = y_range(curves, references)
     for readout, marker, size in (("supervised", "*", 15), ("assignment", "D", 7)):
         c = curves.final[readout]
         if len(c):
             ax.plot(c.x, c.y, marker, color=COLOURS[readout], ms=size, mec="black", mew=0.6,
                     zorder=4, label=f"{readout} readout, final evaluation"
-                                    f"{_images_text(curves, 'final')}")
+                                    f"{_images_text(curves, 'final')}"
+                                    + (" (last checkpoint)" if selected else ""))
+        b = curves.best.get(readout)
+        if b is not None and len(b):
+            ax.plot(b.x, b.y, marker, color="white", ms=size, mec=COLOURS[readout], mew=1.6,
+                    zorder=4, label=f"{readout} readout, selected checkpoint"
+                                    f"{_images_text(curves, 'best')}, drawn where "
+                                    f"{curves.split.get('periodic', 'validation')} "
+                                    "scores selected it")
     for x in sorted({x for _, x, _ in finals}):
         here = [(r, y) for r, xx, y in finals if xx == x]
         offsets = _label_offsets([y for _, y in here], hi - lo)
