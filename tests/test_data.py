@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -252,6 +253,47 @@ def test_corrupt_cache_is_refetched(
     np.testing.assert_array_equal(ds.train_images, tiny[FILES[0]].reshape(12, 784))
 
 
+def test_two_processes_repairing_one_folder_fetch_once(
+    tmp_path: Path, tiny: dict[str, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers starting at once on a folder with a corrupt file: the second waits for
+    the first's repair instead of moving its fresh file aside and fetching it again."""
+    _write_all(tmp_path / "tiny", tiny)
+    ensure_dataset("tiny", tmp_path)
+    (tmp_path / "tiny" / FILES[2]).write_bytes(b"\0\0\x08\x01\0\0\0\x01x")
+    src = tmp_path / "registry"
+    _write_all(src, tiny)
+    calls: list[frozenset[str]] = []
+    inside = threading.Event()
+    serve = _dir_source(src, calls)
+
+    def slow(spec: DatasetSpec, work: Path, wanted: frozenset[str]) -> dict[str, Path]:
+        inside.set()
+        time.sleep(0.5)  # the other worker arrives while this one fetches
+        return serve(spec, work, wanted)
+
+    monkeypatch.setattr(data.sources, "SOURCES", [("fake", slow)])
+    results: list[Path | BaseException] = []
+
+    def worker() -> None:
+        try:
+            results.append(ensure_dataset("tiny", tmp_path))
+        except BaseException as exc:  # reported by the assertion below
+            results.append(exc)
+
+    first = threading.Thread(target=worker)
+    first.start()
+    assert inside.wait(10)
+    second = threading.Thread(target=worker)  # its own open(): flock treats it as a process
+    second.start()
+    first.join(20)
+    second.join(20)
+    assert results == [tmp_path / "tiny"] * 2
+    assert calls == [frozenset({FILES[2]})]  # fetched once
+    assert not list((tmp_path / "tiny").glob("*.bad-sha256.2"))  # nothing moved aside twice
+    np.testing.assert_array_equal(read_idx(tmp_path / "tiny" / FILES[2]), tiny[FILES[2]])
+
+
 def test_sources_tried_in_order_and_bad_candidates_rejected(
     tmp_path: Path, tiny: dict[str, np.ndarray], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -285,7 +327,8 @@ def test_sources_tried_in_order_and_bad_candidates_rejected(
     for fname in FILES:
         np.testing.assert_array_equal(read_idx(folder / fname), tiny[fname])
     leftovers = [
-        p.name for p in folder.iterdir() if p.name.startswith(".") and p.name != ".verified"
+        p.name for p in folder.iterdir()
+        if p.name.startswith(".") and p.name not in (".verified", data.fetch.LOCK_FILE)
     ]
     assert leftovers == []  # temp files and fetch folders are cleaned up
 

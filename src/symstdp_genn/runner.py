@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import shutil
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ from .checkpoint import Checkpoint, check_size, load_checkpoint
 from .config import Config, config_from_dict
 from .data import Dataset, default_data_dir, load_dataset
 from .errors import UserError
+from .locking import try_lock, unlock
 from .selection import protocol_datasets
 from .training import Trainer, TrainingOutcome, sigterm_as_interrupt
 
@@ -175,7 +175,7 @@ class RunLock:
     def acquire(self) -> None:
         handle = open(self.path, "a+")
         try:
-            _lock(handle)
+            try_lock(handle)
         except OSError:
             handle.close()
             raise _in_use(self.path.parent) from None
@@ -187,7 +187,7 @@ class RunLock:
 
     def release(self) -> None:
         if self._handle is not None:
-            _unlock(self._handle)
+            unlock(self._handle)
             self._handle.close()
             self._handle = None
 
@@ -197,26 +197,6 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-
-
-if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-    import msvcrt
-
-    def _lock(handle: IO[str]) -> None:
-        handle.seek(0)
-        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-
-    def _unlock(handle: IO[str]) -> None:
-        handle.seek(0)
-        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
-else:
-    import fcntl
-
-    def _lock(handle: IO[str]) -> None:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-    def _unlock(handle: IO[str]) -> None:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _in_use(run_dir: Path) -> UserError:
@@ -238,11 +218,11 @@ def is_locked(run_dir: Path) -> bool:
     except OSError:
         return False
     try:
-        _lock(handle)
+        try_lock(handle)
     except OSError:
         return True
     else:
-        _unlock(handle)
+        unlock(handle)
         return False
     finally:
         handle.close()

@@ -8,9 +8,13 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from ..errors import UserError
+from ..locking import lock, try_lock, unlock
 from ..progress import notice
 from . import sources as _sources
 from .cache import (
@@ -23,9 +27,12 @@ from .cache import (
     probe_writable,
 )
 from .sources import _SourceFailed
-from .specs import FILES, _fix_hint, _spec
+from .specs import FILES, DatasetSpec, _fix_hint, _spec
 
 log = logging.getLogger(__name__)
+
+#: held in a dataset folder while files are fetched or repaired there
+LOCK_FILE = ".lock"
 
 
 def ensure_dataset(name: str, data_dir: str | os.PathLike[str]) -> Path:
@@ -48,13 +55,46 @@ def ensure_dataset(name: str, data_dir: str | os.PathLike[str]) -> Path:
         ) from exc
     stamp = _read_stamp(folder)
     stamp_before = json.dumps(stamp, sort_keys=True)
-    missing: set[str] = set()
-    bad: list[str] = []
     status = {fname: _cached_ok(folder, fname, expect, stamp)
               for fname, expect in spec.files.items()}
     needed = sorted(f for f, ok in status.items() if not ok)
-    if needed:
-        _require_writable(folder, spec.name, needed, status)
+    if not needed:
+        if json.dumps(stamp, sort_keys=True) != stamp_before:
+            _write_stamp(folder, stamp)
+        return folder
+    _require_writable(folder, spec.name, needed, status)
+    with _folder_lock(folder, spec.name):
+        # another process may have fetched or repaired them while this one waited
+        stamp = _read_stamp(folder)
+        stamp_before = json.dumps(stamp, sort_keys=True)
+        status = {fname: _cached_ok(folder, fname, expect, stamp)
+                  for fname, expect in spec.files.items()}
+        return _fetch_missing(spec, folder, stamp, stamp_before, status)
+
+
+@contextmanager
+def _folder_lock(folder: Path, name: str) -> Iterator[None]:
+    """Hold ``folder/.lock`` while files are written there, so that two processes never
+    fetch into, or move aside files of, the same folder at once (see :mod:`..locking`)."""
+    with open(folder / LOCK_FILE, "a+") as handle:
+        try:
+            try_lock(handle)
+        except OSError:
+            notice(log, "%s: another process is fetching or repairing files in %s; waiting "
+                   "for it", name, folder)
+            lock(handle)
+        try:
+            yield
+        finally:
+            unlock(handle)
+
+
+def _fetch_missing(spec: DatasetSpec, folder: Path, stamp: dict[str, Any], stamp_before: str,
+                   status: dict[str, bool | None]) -> Path:
+    """Move aside what is corrupt, take what was placed as ``.gz``, fetch the rest (under
+    the folder's lock)."""
+    missing: set[str] = set()
+    bad: list[str] = []
     for fname, expect in spec.files.items():
         ok = status[fname]
         if ok:
