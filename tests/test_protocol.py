@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import small_config
+from conftest import restored_logging, small_config
 from test_training import synthetic_dataset
 
 from symstdp_genn import cli, runner
@@ -279,3 +279,45 @@ def test_a_test_selected_run_says_so_in_stdout_metrics_and_its_readme_row(
     row = reproduce.markdown_row(args, reproduce.read_results(run_dir), 12.0, "python run.py")
     assert TEST_SELECTED in row
     assert row.count("|") == reproduce.HEADER.splitlines()[0].count("|")
+
+
+def test_snapshot_scores_scores_every_snapshot_and_labels_a_test_selection(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    import snapshot_scores
+
+    dataset = _big_synthetic()
+    code, _ = _cli_train(tmp_path, monkeypatch, capsys, dataset, "training.validation=true",
+                         "training.checkpoint_every=5")
+    assert code == 0
+    run_dir = tmp_path / "run"
+    monkeypatch.setattr(sys, "argv", ["snapshot_scores.py", "--run", str(run_dir),
+                                      "--split", "test"])
+    assert snapshot_scores.main() == 0
+    out = capsys.readouterr().out
+    result = json.loads((run_dir / "snapshot-scores-test.json").read_text())
+    assert [r["samples_seen"] for r in result["rows"]] == [5, 10, 15, 20]  # 20: the final save
+    assert all(r["n"] == 12 for r in result["rows"])
+    best = max(result["rows"], key=lambda r: r["supervised_accuracy"])
+    assert result["best"] == best and result["selection"] == TEST_SELECTED
+    assert f"after {best['samples_seen']:,} samples" in out and TEST_SELECTED in out
+    assert out.count("\n| ") == 2 + 4  # header, rule, one row per snapshot
+    # the same snapshot tested through --mode test gives the same numbers
+    shot = run_dir / "snapshots" / "samples-00000010.npz"
+    with restored_logging():
+        assert cli.main(["--mode", "test", "--checkpoint", str(shot), "--no-progress",
+                         "--out", str(tmp_path / "t")]) == 0
+    tested = capsys.readouterr().out
+    row = next(r for r in result["rows"] if r["samples_seen"] == 10)
+    assert f"supervised accuracy  {100 * row['supervised_accuracy']:.2f} %" in tested
+
+
+def test_snapshot_scores_refuses_a_validation_split_the_run_never_had(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    import snapshot_scores
+
+    code, _ = _cli_train(tmp_path, monkeypatch, capsys, _big_synthetic(),
+                         "evaluation.select_split=test", "training.checkpoint_every=10")
+    assert code == 0
+    monkeypatch.setattr(sys, "argv", ["snapshot_scores.py", "--run", str(tmp_path / "run")])
+    with pytest.raises(UserError, match="no validation split; use --split test"):
+        snapshot_scores.main()
