@@ -199,6 +199,7 @@ def test_test_split_is_said_everywhere(tmp_path: Path) -> None:
 
 # -- the smoke grid on an in-process cluster ----------------------------------------------
 @needs_dask
+@pytest.mark.slow  # the smoke grid: a local Dask cluster, ~12 s
 def test_grid_runs_every_trial_into_run_folders(smoke: tuple[Any, Path]) -> None:
     report, out = smoke
     assert report.ran == 8 and report.skipped == 0 and report.counts == {"finished": 8}
@@ -212,7 +213,10 @@ def test_grid_runs_every_trial_into_run_folders(smoke: tuple[Any, Path]) -> None
         assert 0.0 <= row["supervised_accuracy"] <= 1.0
     accuracies = {row["supervised_accuracy"] for row in report.rows}
     assert len(accuracies) > 1  # the grid and the seeds make a difference
+
+
 @needs_dask
+@pytest.mark.slow  # the smoke grid: a local Dask cluster, ~12 s
 def test_results_tables_and_figure(smoke: tuple[Any, Path]) -> None:
     report, out = smoke
     lines = (out / "results.csv").read_text().splitlines()
@@ -235,7 +239,10 @@ def test_results_tables_and_figure(smoke: tuple[Any, Path]) -> None:
     assert table[0].split("|")[1].strip() == best
     assert abs(means[0] - np.mean(by_point[best])) < 0.006
     assert (out / "sweep.png").stat().st_size > 10_000
+
+
 @needs_dask
+@pytest.mark.slow  # the smoke grid: a local Dask cluster, ~12 s
 def test_trials_equal_train_mode_bit_for_bit(smoke: tuple[Any, Path], data_dir: Path,
                                              tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
@@ -257,7 +264,10 @@ def test_trials_equal_train_mode_bit_for_bit(smoke: tuple[Any, Path], data_dir: 
         for readout in ("supervised_accuracy", "assignment_accuracy", "silent_fraction"):
             assert periodic[0][readout] == row[readout], readout
         assert f"best supervised score {100 * row['supervised_accuracy']:.2f} %" in stdout
+
+
 @needs_dask
+@pytest.mark.slow  # the smoke grid: a local Dask cluster, ~12 s
 def test_second_invocation_runs_nothing(smoke: tuple[Any, Path], data_dir: Path) -> None:
     report, out = smoke
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("trials/*/checkpoint.npz")}
@@ -273,13 +283,18 @@ def test_second_invocation_runs_nothing(smoke: tuple[Any, Path], data_dir: Path)
 class _FailIfUsed:
     def __getattr__(self, name: str) -> Any:
         raise AssertionError(f"the cluster was used ({name}) though every trial had finished")
+
+
 @needs_dask
+@pytest.mark.slow  # the smoke grid: a local Dask cluster, ~12 s
 def test_changed_config_is_not_taken_for_finished(smoke: tuple[Any, Path]) -> None:
     _, out = smoke
     trial = load_sweep(SMOKE).trials[0]
     result = json.loads((out / "trials" / trial.trial_id / "result.json").read_text())
     assert result["config_hash"] == config_hash(trial.config.to_dict())
     assert result["status"] == "finished"
+
+
 @needs_dask
 def test_failing_trial_is_recorded_and_the_rest_finish(
         tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -309,6 +324,8 @@ def test_failing_trial_is_recorded_and_the_rest_finish(
         again = run_sweep(spec, tmp_path, data_dir=data_dir, client=client,
                           show_progress=False)
     assert again.ran == 1 and again.skipped == 2 and again.counts == {"finished": 3}
+
+
 @needs_dask
 def test_cli_runs_a_sweep_on_a_local_cluster(tmp_path: Path, data_dir: Path) -> None:
     path = _sweep_file(tmp_path, {"base": "mnist-100", "seeds": [4], "samples": 40,
@@ -364,6 +381,8 @@ def _same_checkpoints(spec: Any, out: Path, reference: Path) -> None:
         a = (out / "trials" / trial.trial_id / "checkpoint.npz").read_bytes()
         b = (reference / "trials" / trial.trial_id / "checkpoint.npz").read_bytes()
         assert a == b, trial.trial_id
+
+
 @needs_dask
 def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path: Path, data_dir: Path,
                                                        reference: Path) -> None:
