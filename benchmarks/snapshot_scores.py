@@ -17,7 +17,7 @@ score can differ from the run's own periodic score at that point by an image or 
 (mnist-1600 after 50 000 samples, validation: 92.74 % here, 92.73 % in the run); it
 equals what ``python run.py --mode test --checkpoint SNAPSHOT`` prints (a test checks it).
 
-    python benchmarks/snapshot_scores.py --run models/r-mnist6400-5ep-val --split test
+    python benchmarks/snapshot_scores.py --run models/r-mnist6400-3ep-val --split test --every 25000
 """
 
 from __future__ import annotations
@@ -62,12 +62,16 @@ def main() -> int:
     p.add_argument("--run", type=Path, required=True, help="a run folder with snapshots/")
     p.add_argument("--split", choices=(TEST, VALIDATION), default=VALIDATION)
     p.add_argument("--samples", type=int, default=None, help="score the first N images only")
+    p.add_argument("--every", type=int, default=None,
+                   help="only snapshots at multiples of N samples (leaves out the one an "
+                        "interruption wrote, so the schedule is the periodic one)")
     p.add_argument("--label-samples", type=int, default=None,
                    help="label on N training images instead of the stored assignments")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--data-dir", type=Path, default=None)
     args = p.parse_args()
-    shots = snapshots(args.run)
+    shots = [(seen, path) for seen, path in snapshots(args.run)
+             if not args.every or seen % args.every == 0]
     if not shots:
         raise UserError(f"{args.run} has no snapshots/samples-*.npz; train with "
                         "training.checkpoint_every > 0 to keep them")

@@ -247,15 +247,14 @@ def accuracy_figure(curves: AccuracyCurves, references: Sequence[Reference], tit
         if b is not None and len(b):
             ax.plot(b.x, b.y, marker, color="white", ms=size, mec=COLOURS[readout], mew=1.6,
                     zorder=4, label=f"{readout} readout, selected checkpoint"
-                                    f"{_images_text(curves, 'best')}, drawn where "
-                                    f"{curves.split.get('periodic', 'validation')} "
-                                    "scores selected it")
+                                    f"{_images_text(curves, 'best')} (drawn where it "
+                                    "was selected)")
     for x in sorted({x for _, x, _ in finals}):
         here = [(r, y) for r, xx, y in finals if xx == x]
         offsets = _label_offsets([y for _, y in here], hi - lo)
         for (readout, y), dy in zip(here, offsets, strict=True):
             ax.annotate(f"{y:.2f} %", (x, y), textcoords="offset points", xytext=(9, dy - 3),
-                        fontsize=8, color=COLOURS[readout], fontweight="bold")
+                        fontsize=8, color=COLOURS[readout], fontweight="bold", zorder=6)
     right = max(curves.last_x(), 1) * 1.14
     for ref, (y, above) in zip(references, reference_label_places(references, hi - lo),
                                strict=True):
@@ -275,5 +274,8 @@ def accuracy_figure(curves: AccuracyCurves, references: Sequence[Reference], tit
     ax.grid(alpha=0.3)
     ax.set_title(title, wrap=True)
     if ax.get_legend_handles_labels()[0]:
-        fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+        # two columns while they fit the figure's width, else one
+        longest = max(len(t) for t in ax.get_legend_handles_labels()[1])
+        fig.legend(loc="outside lower center", ncol=2 if longest <= 75 else 1, fontsize=8,
+                   frameon=False)
     return fig
