@@ -23,11 +23,9 @@ equals what ``python run.py --mode test --checkpoint SNAPSHOT`` prints (a test c
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import os
-import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -37,24 +35,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from symstdp_genn.backends import resolve  # noqa: E402
-from symstdp_genn.checkpoint import load_checkpoint  # noqa: E402
+from symstdp_genn.checkpoint import atomic_path, load_checkpoint  # noqa: E402
 from symstdp_genn.config import config_from_dict  # noqa: E402
 from symstdp_genn.errors import UserError  # noqa: E402
 from symstdp_genn.evaluation import SILENT  # noqa: E402
 from symstdp_genn.evaluator import Evaluator  # noqa: E402
 from symstdp_genn.network import build_network  # noqa: E402
+from symstdp_genn.plotting.weights import list_snapshots  # noqa: E402
 from symstdp_genn.runner import load_data  # noqa: E402
 from symstdp_genn.selection import TEST, VALIDATION, selection_label  # noqa: E402
 from symstdp_genn.training.trainer import DRIVER_PREFIX  # noqa: E402
-
-SNAPSHOT = re.compile(r"samples-(\d+)\.npz$")
-
-
-def snapshots(run: Path) -> list[tuple[int, Path]]:
-    """(samples seen, path) of every snapshot of ``run``, in training order."""
-    found = [(int(m.group(1)), p) for p in (run / "snapshots").glob("samples-*.npz")
-             if (m := SNAPSHOT.search(p.name))]
-    return sorted(found)
 
 
 def main() -> int:
@@ -70,7 +60,7 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--data-dir", type=Path, default=None)
     args = p.parse_args()
-    shots = [(seen, path) for seen, path in snapshots(args.run)
+    shots = [(seen, path) for seen, path in list_snapshots(args.run / "snapshots")
              if not args.every or seen % args.every == 0]
     if not shots:
         raise UserError(f"{args.run} has no snapshots/samples-*.npz; train with "
@@ -78,7 +68,7 @@ def main() -> int:
     meta = load_checkpoint(args.run / "checkpoint.npz").meta
     config = config_from_dict(meta["config"])
     if args.threads is not None:
-        config = config_from_dict({**config.to_dict(), "threads": args.threads})
+        config = dataclasses.replace(config, threads=args.threads)
     training, final = load_data(config, args.data_dir)
     dataset = final if args.split == TEST else training
     if args.split == VALIDATION and not config.training.validation:
@@ -115,10 +105,8 @@ def main() -> int:
     out = args.run / f"snapshot-scores-{args.split}.json"
     text = json.dumps({"run": str(args.run), "split": args.split, "selection": label,
                        "n": n, "rows": rows, "best": best}, indent=1)
-    fd, tmp = tempfile.mkstemp(dir=args.run, prefix=f".{out.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text + "\n")
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        tmp.write_text(text + "\n")
     print(f"written: {out}")
     return 0
 
