@@ -64,12 +64,14 @@ def ensure_dataset(name: str, data_dir: str | os.PathLike[str]) -> Path:
         return folder
     _require_writable(folder, spec.name, needed, status)
     with _folder_lock(folder, spec.name):
-        # another process may have fetched or repaired them while this one waited
-        stamp = _read_stamp(folder)
-        stamp_before = json.dumps(stamp, sort_keys=True)
-        status = {fname: _cached_ok(folder, fname, expect, stamp)
-                  for fname, expect in spec.files.items()}
-        return _fetch_missing(spec, folder, stamp, stamp_before, status)
+        # another process may have fetched or repaired them while this one waited: look
+        # again at those only (files already found right keep their verdict and stamp)
+        on_disk = _read_stamp(folder)
+        stamp.update({f: on_disk[f] for f in needed if f in on_disk})
+        for fname in needed:
+            status[fname] = _cached_ok(folder, fname, spec.files[fname], stamp)
+        return _fetch_missing(spec, folder, stamp, json.dumps(on_disk, sort_keys=True),
+                              status)
 
 
 @contextmanager
