@@ -112,6 +112,7 @@ def test_paper_threshold_rule_adds_a_constant(decay: str) -> None:
     assert b.get_var("hidden", "theta")[0, 0] == theta
 
 
+@pytest.mark.slow  # several seconds: left out of the quick run
 @pytest.mark.parametrize("tau", [2e7, 7e6])
 def test_exact_theta_decays_at_the_stated_rate_and_float32_rounds_it(tau: float) -> None:
     """Issue 10: at τ_θ = 2·10⁷ ms the float32 decrement (5·10⁻⁷) is below half an ulp

@@ -346,6 +346,7 @@ def test_test_mode_reproduces_the_final_evaluation(trained: tuple[Run, Path]) ->
     assert _accuracy_lines(test.out) == _accuracy_lines(run.out)
 
 
+@pytest.mark.slow  # several seconds: left out of the quick run
 def test_second_default_run_does_not_overwrite_the_first(tmp_path: Path) -> None:
     argv = ["--mode", "train", *SMALL, "--samples", "10", "--eval-samples", "2",
             "--set", "evaluation.assignment_samples=10"]
@@ -397,6 +398,7 @@ def test_snapshots_can_be_tested_but_not_resumed(trained: tuple[Run, Path]) -> N
     assert not (run_dir / "snapshots" / "evaluation.npz").exists()
 
 
+@pytest.mark.slow  # several seconds: left out of the quick run
 def test_original_text_checkpoint_reads_out_like_the_same_weights(
         trained: tuple[Run, Path], tmp_path: Path) -> None:
     """gP2E/gE2C/theta text files of a trained network give the supervised accuracy of

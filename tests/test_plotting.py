@@ -305,6 +305,7 @@ def test_tsne_embedding_is_seeded() -> None:
 # ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # several seconds: left out of the quick run
 def test_draw_functions_write_valid_images(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     n = 10
@@ -411,6 +412,7 @@ def test_training_writes_figures_and_evaluation_record(trained: tuple[Run, Path]
         assert "scikit-learn" in (run_dir / "log.txt").read_text()
 
 
+@pytest.mark.slow  # several seconds: left out of the quick run
 def test_plot_mode_redraws_every_figure(trained: tuple[Run, Path]) -> None:
     _, run_dir = trained
     figures = run_dir / "figures"
@@ -428,6 +430,7 @@ def test_plot_mode_redraws_every_figure(trained: tuple[Run, Path]) -> None:
     assert _no_temp_files(run_dir)
 
 
+@pytest.mark.slow  # several seconds: left out of the quick run
 def test_snapshot_figures_are_drawn_once_per_snapshot(trained: tuple[Run, Path]) -> None:
     """Large runs have many snapshots: a snapshot's PNG is redrawn only when the
     snapshot is newer than it."""
@@ -684,6 +687,7 @@ def test_receptive_fields_figure_labels_classes_by_default() -> None:
     assert "index order" in fig.axes[0].get_xlabel()
 
 
+@pytest.mark.slow  # several seconds: left out of the quick run
 def test_plot_mode_rf_order_index_keeps_neuron_order(trained: tuple[Run, Path],
                                                      tmp_path: Path) -> None:
     _, run_dir = trained

@@ -295,6 +295,7 @@ def test_changed_config_is_not_taken_for_finished(smoke: tuple[Any, Path]) -> No
     assert result["status"] == "finished"
 
 
+@pytest.mark.slow  # several seconds: left out of the quick run
 @needs_dask
 def test_failing_trial_is_recorded_and_the_rest_finish(
         tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -326,6 +327,7 @@ def test_failing_trial_is_recorded_and_the_rest_finish(
     assert again.ran == 1 and again.skipped == 2 and again.counts == {"finished": 3}
 
 
+@pytest.mark.slow  # several seconds: left out of the quick run
 @needs_dask
 def test_cli_runs_a_sweep_on_a_local_cluster(tmp_path: Path, data_dir: Path) -> None:
     path = _sweep_file(tmp_path, {"base": "mnist-100", "seeds": [4], "samples": 40,
@@ -383,6 +385,7 @@ def _same_checkpoints(spec: Any, out: Path, reference: Path) -> None:
         assert a == b, trial.trial_id
 
 
+@pytest.mark.slow  # several seconds: left out of the quick run
 @needs_dask
 def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path: Path, data_dir: Path,
                                                        reference: Path) -> None:

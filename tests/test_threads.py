@@ -58,6 +58,7 @@ def assert_same_state(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> Non
         assert a[key].tobytes() == b[key].tobytes(), key
 
 
+@pytest.mark.slow  # several seconds: left out of the quick run
 def test_a_large_lane_takes_the_threaded_step_and_a_small_one_does_not() -> None:
     assert busy_backend(2, steps=1).run_threads == 2
     assert BuiltinBackend(build_network(small_config(THREADED - 1)), 1,
