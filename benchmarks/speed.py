@@ -49,8 +49,8 @@ def train_speed(preset: str, n: int, data, isa: str) -> dict[str, float]:
 
 
 def test_speed(preset: str, n: int, batch: int, data, state, backend: str = "builtin",
-               threads: int | None = None) -> float:
-    sets = [f"evaluation.batch_size={batch}", f"backend={backend}"]
+               threads: int | None = None, extra: tuple[str, ...] = ()) -> float:
+    sets = [f"evaluation.batch_size={batch}", f"backend={backend}", *extra]
     config = load_config(preset, overrides=sets + ([f"threads={threads}"] if threads else []))
     ev = Evaluator(config, build_network(config), backend)
     _ = ev.backend  # compile outside the timing

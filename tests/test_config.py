@@ -47,9 +47,31 @@ def _user_error(**kwargs: object) -> str:
 # ------------------------------------------------------------------------------------------
 
 
+#: presets tuned on the validation split: (base preset, the values that differ from it)
+TUNED = {"fashion-400-tuned": ("fashion-400", {"theta_plus": 0.2, "eta_input_to_hidden": 0.05,
+                                               "norm_input_to_hidden": 78.4})}
+
+
 def test_preset_list_is_exactly_the_spec_table() -> None:
-    """The network presets are the spec's table; each has a ``paper-`` twin (the protocol)."""
-    assert sorted(list_presets()) == sorted([*SPEC_TABLE, *(f"paper-{p}" for p in SPEC_TABLE)])
+    """The network presets are the spec's table; each has a ``paper-`` twin (the protocol);
+    the only others are the ``-tuned`` presets below."""
+    assert sorted(list_presets()) == sorted(
+        [*SPEC_TABLE, *(f"paper-{p}" for p in SPEC_TABLE), *TUNED])
+
+
+@pytest.mark.parametrize("preset", sorted(TUNED))
+def test_tuned_preset_differs_from_its_base_in_the_tuned_values_only(preset: str) -> None:
+    """A tuned preset is its spec preset with a few network values changed, nothing else:
+    the same dataset, size and protocol, so its README row compares like with like."""
+    base_name, changed = TUNED[preset]
+    base, tuned = load_config(base_name), load_config(preset)
+    assert tuned.name == preset
+    for key, value in changed.items():
+        assert getattr(tuned.network, key) == value != getattr(base.network, key)
+    assert dataclasses.replace(tuned.network, **{k: getattr(base.network, k) for k in changed}) \
+        == base.network
+    assert (tuned.dataset, tuned.training, tuned.evaluation) == \
+        (base.dataset, base.training, base.evaluation)
 
 
 @pytest.mark.parametrize("preset", sorted(SPEC_TABLE))

@@ -68,6 +68,9 @@ class NetworkSpec:
     populations: tuple[Population, ...]
     projections: tuple[Projection, ...]
     precision: str = "float"
+    #: treat subnormal numbers as zero (``network.subnormals: flush``): a property of the
+    #: arithmetic, so it is part of the network's fingerprint
+    flush_subnormals: bool = False
 
     def population(self, name: str) -> Population:
         for pop in self.populations:
@@ -90,6 +93,7 @@ class NetworkSpec:
 
         desc = {
             "dt": self.dt, "precision": self.precision,
+            **({"flush_subnormals": True} if self.flush_subnormals else {}),
             "populations": [[p.name, p.size, model_repr(p.model), dict(p.params),
                              sorted(p.var_init), list(p.dynamic_params), p.record_spikes]
                             for p in self.populations],
@@ -180,4 +184,5 @@ def build_network(config: Config) -> NetworkSpec:
                    dynamic_params=("learning",)),
     ]
     return NetworkSpec(dt=config.training.dt_ms, populations=tuple(populations),
-                       projections=tuple(projections))
+                       projections=tuple(projections),
+                       flush_subnormals=net.subnormals == "flush")

@@ -29,10 +29,19 @@ def genn_backend_available() -> bool:
     return pygenn_available() and importlib.util.find_spec(__name__ + ".genn") is not None
 
 
-def resolve(name: str) -> str:
-    """Turn ``auto`` into a concrete backend name; check that the named one can run."""
+def resolve(name: str, flush_subnormals: bool = False) -> str:
+    """Turn ``auto`` into a concrete backend name; check that the named one can run.
+
+    ``flush_subnormals`` (``network.subnormals: flush``) only the builtin backend
+    implements: ``auto`` then picks it, and a GeNN backend is refused."""
     if name not in NAMES:
         raise UserError(f"unknown backend '{name}'; choose one of: {', '.join(NAMES)}")
+    if flush_subnormals:
+        if name not in ("auto", "builtin"):
+            raise UserError(f"network.subnormals: flush is implemented by the builtin backend "
+                            f"only, not by '{name}'; use --backend builtin or --set "
+                            "network.subnormals=keep")
+        return "builtin"
     if name == "auto":
         if genn_backend_available():
             from .genn import cuda_device_available
@@ -61,8 +70,9 @@ def create_backend(name: str, spec: NetworkSpec, batch_size: int = 1, seed: int 
     """Build (compile or load from cache) a backend for ``spec`` with ``batch_size`` lanes.
 
     ``threads`` caps the builtin backend's threads (None: every core this process may
-    use); GeNN chooses its own parallelism."""
-    name = resolve(name)
+    use); GeNN chooses its own parallelism. A network with ``flush_subnormals`` runs on
+    the builtin backend (``auto`` picks it); GeNN's backends refuse it."""
+    name = resolve(name, spec.flush_subnormals)
     if name == "builtin":
         from .builtin import BuiltinBackend
 

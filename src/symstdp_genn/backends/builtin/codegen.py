@@ -535,6 +535,7 @@ class _Generator:
             split="\n".join(split), merge="\n".join(merge),
             dt=literal(self.spec.dt, "double"), max_threads=MAX_STEP_THREADS,
             min_split=MIN_SPLIT_NEURONS, profile=PROFILE if profile else "",
+            flush=int(self.spec.flush_subnormals),
             n_profile=n_blocks + 2)
 
 

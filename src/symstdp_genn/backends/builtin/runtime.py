@@ -46,6 +46,36 @@ static inline int part(int n, int t, int nth) {{
     return (int)(((int64_t)n * t) / nth);
 }}
 {profile}
+/* The floating-point mode of a run, set and restored per thread (the mode register is
+   per thread; the calling thread is Python's, whose own arithmetic must stay IEEE).
+   FLUSH_SUBNORMALS (network.subnormals: flush): subnormal results and inputs are zero. */
+#define FLUSH_SUBNORMALS {flush}
+#if FLUSH_SUBNORMALS && (defined(__x86_64__) || defined(__i386__))
+#include <xmmintrin.h>
+typedef unsigned fp_mode;
+static fp_mode fp_mode_enter(void) {{
+    const unsigned old = _mm_getcsr();
+    _mm_setcsr(old | 0x8040u); /* FTZ | DAZ */
+    return old;
+}}
+static void fp_mode_leave(fp_mode old) {{ _mm_setcsr(old); }}
+#elif FLUSH_SUBNORMALS && defined(__aarch64__)
+typedef uint64_t fp_mode;
+static fp_mode fp_mode_enter(void) {{
+    uint64_t old;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(old));
+    __asm__ volatile("msr fpcr, %0" :: "r"(old | (1ull << 24))); /* FZ */
+    return old;
+}}
+static void fp_mode_leave(fp_mode old) {{ __asm__ volatile("msr fpcr, %0" :: "r"(old)); }}
+#elif FLUSH_SUBNORMALS
+#error "network.subnormals: flush needs an x86-64 or aarch64 CPU; use subnormals: keep"
+#else
+typedef int fp_mode;
+static fp_mode fp_mode_enter(void) {{ return 0; }}
+static void fp_mode_leave(fp_mode old) {{ (void)old; }}
+#endif
+
 /* The barrier between the phases of a split time step. It spins briefly (the other
    threads are usually microseconds away), then yields its core: on a busy machine a
    late thread may be waiting for this very core, and OpenMP's barrier would spin on
@@ -107,6 +137,7 @@ static inline scalar rng_uniform(uint32_t *s) {{
 static void run_lane(void **a, const scalar *dyn, int b, int steps, int64_t step0, int record,
                      int tid, int nth, step_barrier *bar) {{
     unsigned phase = 0;
+    const fp_mode mode = fp_mode_enter();
 {unpack}
 {dyn}
 {split}
@@ -118,6 +149,7 @@ static void run_lane(void **a, const scalar *dyn, int b, int steps, int64_t step
 {neuron_phase}
     }}
 {merge}
+    fp_mode_leave(mode);
 }}
 
 int sim_run(void **a, const scalar *dyn, int batch, int steps, int64_t step0,
@@ -161,6 +193,7 @@ void normalize_columns(scalar *g, int npre, int npost, double target_sum, int th
 #else
         const int tid = 0, nth = 1;
 #endif
+        const fp_mode mode = fp_mode_enter();
         const int lo = (int)((int64_t)lines * tid / nth) * 16;
         int hi = (int)((int64_t)lines * (tid + 1) / nth) * 16;
         if (hi > npost) hi = npost;
@@ -178,6 +211,7 @@ void normalize_columns(scalar *g, int npre, int npost, double target_sum, int th
             scalar *row = g + (size_t)i * npost + lo;
             for (int j = 0; j < w; j++) row[j] *= factor[j];
         }}
+        fp_mode_leave(mode);
     }}
 }}
 """

@@ -1,0 +1,88 @@
+"""``network.subnormals``: IEEE subnormals (``keep``, the default) or flush-to-zero.
+
+Traces and conductances that decay below float32's smallest normal number (1.2e-38)
+stay subnormal for ever (``x -= dt*x/tau`` stops changing them), and x86 divides
+subnormals slowly: ``flush`` trades those last bits for speed (benchmarks/README.md).
+These tests check that the switch does what it says, and only that.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import small_config
+from test_threads import THREADED, assert_same_state
+
+from symstdp_genn.backends import create_backend, resolve
+from symstdp_genn.backends.builtin import BuiltinBackend
+from symstdp_genn.config import load_config
+from symstdp_genn.errors import UserError
+from symstdp_genn.network import build_network
+
+TINY = np.finfo(np.float32).tiny
+
+
+def quiet_after_input(mode: str, n_hidden: int = 16, threads: int = 1) -> BuiltinBackend:
+    """A presentation, then a long rest: the traces and conductances decay away."""
+    b = BuiltinBackend(build_network(small_config(n_hidden, **{"network.subnormals": mode})),
+                       1, seed=5, threads=threads)
+    b.set_var("input", "rate", (np.random.default_rng(0).random(784) < 0.3) * 80.0)
+    b.set_var("hidden", "theta", 0.0)
+    b.run(700)
+    b.set_var("input", "rate", 0.0)
+    b.run(2000)
+    return b
+
+
+def subnormal_count(b: BuiltinBackend) -> int:
+    return sum(int(np.sum((np.abs(v) > 0) & (np.abs(v) < TINY)))
+               for v in b.get_state().values() if v.dtype == np.float32)
+
+
+def test_keep_holds_subnormals_and_flush_holds_none() -> None:
+    keep, flush = quiet_after_input("keep"), quiet_after_input("flush")
+    assert subnormal_count(keep) > 50  # traces and conductances stuck below 1.2e-38
+    assert subnormal_count(flush) == 0
+    # the same network up to those last bits: same spikes in the presentation
+    np.testing.assert_array_equal(keep.spike_counts("hidden"), flush.spike_counts("hidden"))
+    assert keep.spike_counts("hidden").sum() > 0
+
+
+def test_flush_leaves_the_callers_arithmetic_ieee() -> None:
+    """The mode register is per thread and the calling thread is Python's: after a run
+    numpy must still produce subnormals (a leaked flush mode would silently change it)."""
+    quiet_after_input("flush")
+    assert np.float32(1.4e-45) * np.float32(1.0) > 0
+    assert np.float32(TINY) / np.float32(4.0) > 0
+
+
+@pytest.mark.slow  # the threaded step needs ~1 500 neurons: a few seconds
+def test_flush_results_do_not_depend_on_threads() -> None:
+    one = quiet_after_input("flush", THREADED, threads=1)
+    two = quiet_after_input("flush", THREADED, threads=2)
+    assert two.run_threads == 2
+    assert_same_state(one.get_state(), two.get_state())
+
+
+def test_subnormals_is_part_of_the_network() -> None:
+    keep, flush = (build_network(small_config(8, **{"network.subnormals": m}))
+                   for m in ("keep", "flush"))
+    assert keep.fingerprint() != flush.fingerprint()
+    # the default's fingerprint is what it was before the switch existed
+    assert not keep.flush_subnormals and flush.flush_subnormals
+
+
+def test_genn_backends_refuse_flush_and_auto_picks_builtin() -> None:
+    spec = build_network(small_config(8, **{"network.subnormals": "flush"}))
+    for name in ("genn-cpu", "genn-cuda"):
+        with pytest.raises(UserError, match="builtin backend only"):
+            create_backend(name, spec)
+        with pytest.raises(UserError, match=r"network\.subnormals"):
+            resolve(name, flush_subnormals=True)
+    assert resolve("auto", flush_subnormals=True) == "builtin"
+    assert isinstance(create_backend("auto", spec), BuiltinBackend)
+
+
+def test_a_bad_value_names_the_key() -> None:
+    with pytest.raises(UserError, match=r"network\.subnormals"):
+        load_config("mnist-100", overrides=["network.subnormals=zero"])
