@@ -36,10 +36,12 @@ from symstdp_genn.data import load_dataset  # noqa: E402
 from symstdp_genn.network import build_network  # noqa: E402
 
 
-def profile_training(preset: str, samples: int, threads: int, data) -> list[tuple[str, float]]:
+def profile_training(preset: str, samples: int, threads: int, data,
+                     sets: tuple[str, ...] = ()) -> list[tuple[str, float]]:
     """(label, ms per presentation) rows for ``samples`` training samples."""
     config = load_config(preset, overrides=[f"training.samples={samples}", "backend=builtin",
-                                            "training.checkpoint_every=0", f"threads={threads}"])
+                                            "training.checkpoint_every=0", f"threads={threads}",
+                                            *sets])
     made: list[BuiltinBackend] = []
 
     def profiling_backend(name, spec, batch_size=1, seed=0, threads=None):
@@ -105,14 +107,18 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=None,
                    help="measure the split step's pay-off at these hidden-layer sizes")
     p.add_argument("--data-dir", default=str(ROOT / "data"))
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override, e.g. --set network.subnormals=flush")
     args = p.parse_args()
     if args.sizes:
         scan_sizes(args.sizes, args.threads)
         return
     data = load_dataset(load_config(args.preset).dataset, Path(args.data_dir))
-    tables = {t: profile_training(args.preset, args.samples, t, data) for t in args.threads}
+    tables = {t: profile_training(args.preset, args.samples, t, data, tuple(args.sets))
+              for t in args.threads}
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"{args.preset}, {args.samples} training samples; load average {load} "
+    print(f"{args.preset}{''.join(' --set ' + s for s in args.sets)}, {args.samples} "
+          f"training samples; load average {load} "
           f"on {os.cpu_count()} cores")
     print("| block | " + " | ".join(f"threads={t}: ms/presentation (share)" for t in tables)
           + " |")
