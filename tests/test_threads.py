@@ -224,6 +224,23 @@ def test_chooser_settles_on_the_faster_count_and_probes_ever_more_rarely() -> No
     assert chooser.best() == 2
 
 
+def test_a_slow_first_call_on_n_threads_does_not_decide() -> None:
+    """The first call on N threads starts the team and warms its caches: ten times
+    slower here. Two threads, really 1.5x faster, must still win within a few calls."""
+    chooser = ThreadChooser(2)
+    first = {2: True}
+
+    def seconds(i: int, t: int) -> float:
+        if t == 2 and first.pop(2, False):
+            return 10.0
+        return 1.0 if t == 2 else 1.5
+
+    picks = _drive(chooser, (700, True), 200, seconds)
+    assert picks[:2] == [2, 1]  # each count measured once
+    assert picks[20:].count(2) >= 170  # the warm-up did not keep it on one thread
+    assert chooser.best() == 2
+
+
 def test_chooser_follows_a_change_of_load_within_a_few_calls() -> None:
     chooser = ThreadChooser(2)
     key = (300, False)
