@@ -34,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from symstdp_genn.backends import resolve  # noqa: E402
+from symstdp_genn.backends import backend_for  # noqa: E402
 from symstdp_genn.checkpoint import atomic_path, load_checkpoint  # noqa: E402
 from symstdp_genn.config import config_from_dict  # noqa: E402
 from symstdp_genn.errors import UserError  # noqa: E402
@@ -75,7 +75,7 @@ def main() -> int:
         raise UserError(f"{args.run} was not trained with the three-way split: it has no "
                         "validation split; use --split test")
     n = min(args.samples or len(dataset.test_images), len(dataset.test_images))
-    evaluator = Evaluator(config, build_network(config), resolve(config.backend))
+    evaluator = Evaluator(config, build_network(config), backend_for(config))
     label = selection_label(args.split)
     print(f"{args.run}: {len(shots)} snapshots, each scored on {n} {args.split} images "
           f"({config.name}, seed {config.seed})")

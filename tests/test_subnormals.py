@@ -13,7 +13,7 @@ import pytest
 from conftest import small_config
 from test_threads import THREADED, assert_same_state
 
-from symstdp_genn.backends import create_backend, resolve
+from symstdp_genn.backends import backend_for, create_backend, resolve
 from symstdp_genn.backends.builtin import BuiltinBackend
 from symstdp_genn.config import load_config
 from symstdp_genn.errors import UserError
@@ -81,6 +81,12 @@ def test_genn_backends_refuse_flush_and_auto_picks_builtin() -> None:
             resolve(name, flush_subnormals=True)
     assert resolve("auto", flush_subnormals=True) == "builtin"
     assert isinstance(create_backend("auto", spec), BuiltinBackend)
+    # what every entry point (train, test, sweeps, snapshot scores) asks
+    assert backend_for(load_config("mnist-100", overrides=["network.subnormals=flush"])) \
+        == "builtin"
+    with pytest.raises(UserError, match="builtin backend only"):
+        backend_for(load_config("mnist-100", overrides=["network.subnormals=flush",
+                                                        "backend=genn-cpu"]))
 
 
 def test_a_bad_value_names_the_key() -> None:

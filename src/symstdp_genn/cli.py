@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, runner
-from .backends import resolve
+from .backends import backend_for
 from .checkpoint import Checkpoint, check_size, load_checkpoint
 from .config import (
     BACKENDS,
@@ -213,7 +213,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir = _fresh_run_dir(ROOT / "models" / f"{config.name}-s{config.seed}")
     _setup_logging(args.verbose)
     runner.check_run_dir(run_dir, args.resume)  # refuse before announcing anything
-    backend = resolve(config.backend, config.network.subnormals == "flush")
+    backend = backend_for(config)
     print(f"training {config.name} ({config.network.n_hidden} hidden neurons, {config.dataset}, "
           f"{config.training.schedule} schedule) on the {backend} backend -> {run_dir}")
     outcome = runner.train_run(config, run_dir, resume=args.resume, data_dir=args.data_dir,
@@ -284,7 +284,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     check_size(ckpt, config.network.n_hidden, str(args.checkpoint))
     dataset = runner.load_data(config, args.data_dir)[1]
     spec = build_network(config)
-    backend = resolve(config.backend, config.network.subnormals == "flush")
+    backend = backend_for(config)
     evaluator = Evaluator(config, spec, backend)
     state = {k: v for k, v in ckpt.arrays.items() if not k.startswith(DRIVER_PREFIX)}
     assignments = ckpt.arrays.get("assignments")

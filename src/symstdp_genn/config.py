@@ -73,6 +73,11 @@ class NetworkConfig:
     teacher_rate_hz: float = field(default=200.0, metadata=_range(0.0, 1000.0))
     supervision_current: float = field(default=20.0, metadata=_range(0.0, 1000.0))
 
+    @property
+    def flush_subnormals(self) -> bool:
+        """``subnormals: flush``, as the network spec and the backend choice need it."""
+        return self.subnormals == "flush"
+
 
 @dataclass
 class TrainingConfig:

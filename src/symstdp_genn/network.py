@@ -185,4 +185,4 @@ def build_network(config: Config) -> NetworkSpec:
     ]
     return NetworkSpec(dt=config.training.dt_ms, populations=tuple(populations),
                        projections=tuple(projections),
-                       flush_subnormals=net.subnormals == "flush")
+                       flush_subnormals=net.flush_subnormals)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import __version__
-from .backends import resolve
+from .backends import backend_for
 from .checkpoint import Checkpoint, check_size, load_checkpoint
 from .config import Config, config_from_dict
 from .data import Dataset, default_data_dir, load_dataset
@@ -325,7 +325,7 @@ def train_run(config: Config, run_dir: Path, *, resume: Path | None = None,
         with run_log(run_dir / LOG_FILE):
             for path in remove_stale_temps(run_dir):
                 log.info("removed %s, left by an interrupted write", path)
-            backend = resolve(config.backend, config.network.subnormals == "flush")
+            backend = backend_for(config)
             log.info("symstdp-genn %s: training %s on %s with the %s backend (asked: %s), "
                      "seed %d, into %s", __version__, config.name, config.dataset, backend,
                      config.backend, config.seed, run_dir)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 
-from ..config import BACKENDS
+from ..config import BACKENDS, Config
 from ..errors import UserError
 from ..network import NetworkSpec
 from .base import Backend
@@ -63,6 +63,12 @@ def resolve(name: str, flush_subnormals: bool = False) -> str:
             if problem is not None:
                 raise UserError(f"backend 'genn-cuda' cannot run here: {problem}")
     return name
+
+
+def backend_for(config: Config) -> str:
+    """The concrete backend a run of ``config`` uses (its ``backend``, resolved for its
+    network: ``network.subnormals: flush`` only the builtin backend implements)."""
+    return resolve(config.backend, config.network.flush_subnormals)
 
 
 def create_backend(name: str, spec: NetworkSpec, batch_size: int = 1, seed: int = 0,

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import create_backend, resolve
+from ..backends import backend_for, create_backend
 from ..checkpoint import (
     Checkpoint,
     CheckpointWriteError,
@@ -101,7 +101,7 @@ class Trainer:
         self.selection = Selection.for_config(config)
         self.run_dir = Path(run_dir)
         self.spec = build_network(config)
-        self.backend_name = resolve(config.backend, config.network.subnormals == "flush")
+        self.backend_name = backend_for(config)
         self.backend = create_backend(self.backend_name, self.spec, batch_size=1,
                                       seed=seed_for(config, "training"), threads=config.threads)
         self.sim = Simulation(self.backend, config)

@@ -40,7 +40,8 @@ class ThreadChooser:
     next_probe: dict[Key, int] = field(default_factory=dict)
     interval: dict[Key, int] = field(default_factory=dict)
     winner: dict[Key, int] = field(default_factory=dict)
-    measured: dict[tuple[Key, int], int] = field(default_factory=dict)
+    #: costs that come from a first, warm-up call only
+    placeholders: set[tuple[Key, int]] = field(default_factory=set)
 
     @property
     def candidates(self) -> tuple[int, ...]:
@@ -57,10 +58,16 @@ class ThreadChooser:
         return ranked[0]
 
     def record(self, key: Key, threads: int, seconds_per_step: float) -> None:
-        count = self.measured[(key, threads)] = self.measured.get((key, threads), 0) + 1
-        old = self.cost.get((key, threads))
-        self.cost[(key, threads)] = (seconds_per_step if old is None or count == 2 else
-                                     old + self.smoothing * (seconds_per_step - old))
+        slot = (key, threads)
+        old = self.cost.get(slot)
+        if old is None:  # a warm-up call: its cost only stands in
+            self.placeholders.add(slot)
+            self.cost[slot] = seconds_per_step
+        elif slot in self.placeholders:  # the first real measurement replaces it
+            self.placeholders.discard(slot)
+            self.cost[slot] = seconds_per_step
+        else:
+            self.cost[slot] = old + self.smoothing * (seconds_per_step - old)
         n = self.calls.get(key, 0)
         if key not in self.next_probe or n < self.next_probe[key]:
             return
