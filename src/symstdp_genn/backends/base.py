@@ -14,6 +14,10 @@ import numpy as np
 
 from ..network import NetworkSpec
 
+#: the per-synapse variable that holds a projection's weights: what :meth:`Backend.normalize`
+#: rescales and :meth:`Backend.get_weights` / :meth:`Backend.set_weights` address
+WEIGHT_VAR = "g"
+
 
 def lane_values(key: str, value: np.ndarray, shape: tuple[int, ...], batched: bool
                 ) -> np.ndarray:
@@ -90,10 +94,10 @@ class Backend(abc.ABC):
     supports_active_mask: bool = False
 
     def get_weights(self, projection: str) -> np.ndarray:
-        return self.get_var(projection, "g")
+        return self.get_var(projection, WEIGHT_VAR)
 
     def set_weights(self, projection: str, weights: np.ndarray) -> None:
-        self.set_var(projection, "g", weights)
+        self.set_var(projection, WEIGHT_VAR, weights)
 
     def close(self) -> None:
         """Release resources (no-op where nothing needs releasing)."""

@@ -58,7 +58,7 @@ from pygenn.genn_model import backend_modules
 
 from ..errors import UserError
 from ..network import NetworkSpec, Population, Projection
-from .base import Backend, lane_values
+from .base import WEIGHT_VAR, Backend, lane_values
 
 log = logging.getLogger(__name__)
 
@@ -286,10 +286,11 @@ class GeNNBackend(Backend):
             raise ValueError(f"projection {proj.name}: unknown connectivity {proj.connectivity}")
         for param in proj.dynamic_params:
             syn.set_wu_param_dynamic(param)
-        if proj.connectivity == "dense" and any(v == "g" for v, _ in proj.weight_update.vars):
+        if proj.connectivity == "dense" and any(
+                v == WEIGHT_VAR for v, _ in proj.weight_update.vars):
             scaler = model.add_custom_update(f"scale_{proj.name}", f"scale_{proj.name}",
                                              _COLUMN_SCALE, {}, {},
-                                             {"g": create_wu_var_ref(syn, "g")})
+                                             {"g": create_wu_var_ref(syn, WEIGHT_VAR)})
             n_post = self.spec.population(proj.target).size
             scaler.extra_global_params["scale"].set_init_values(np.ones(n_post, np.float32))
             self._scalers[proj.name] = scaler
@@ -422,7 +423,7 @@ class GeNNBackend(Backend):
         if projection not in self._scalers:
             raise ValueError(f"{projection}: normalisation needs dense weights 'g'")
         tic = time.perf_counter()
-        sums = self._pulled(projection, "g").sum(axis=0, dtype=np.float64)
+        sums = self._pulled(projection, WEIGHT_VAR).sum(axis=0, dtype=np.float64)
         factor = np.ones_like(sums, dtype=np.float32)
         positive = sums > 0.0
         factor[positive] = (target_sum / sums[positive]).astype(np.float32)

@@ -21,14 +21,14 @@ from collections.abc import Mapping
 import numpy as np
 
 from ...network import NetworkSpec
-from ..base import Backend, lane_values
+from ..base import WEIGHT_VAR, Backend, lane_values
 from .codegen import MAX_STEP_THREADS, ArraySpec, generate, profile_labels
 from .compiler import compile_library
 from .threads import ThreadChooser
 
 #: numpy dtypes of the generated code's C types (``scalar`` is float: single precision)
 _NP_TYPES = {"scalar": np.float32, "float": np.float32, "double": np.float64,
-             "int32_t": np.int32, "uint32_t": np.uint32}
+             "int32_t": np.int32, "uint32_t": np.uint32, "uint8_t": np.uint8}
 
 #: a single lane splits its time step across threads only when the network has at
 #: least this many neurons (mnist-400 has 1 594, mnist-100 994): below it a step is
@@ -80,13 +80,18 @@ class BuiltinBackend(Backend):
             ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
             ctypes.c_int64, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
         self._lib.sim_run.restype = ctypes.c_int
-        self._lib.normalize_columns.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
-                                                ctypes.c_double, ctypes.c_int]
+        self._lib.normalize_columns.argtypes = [
+            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+            ctypes.c_double, ctypes.c_int]
         self._arrays: dict[str, np.ndarray] = {}
         for arr in self._layout:
             shape = (batch_size, *arr.shape) if arr.batched else arr.shape
             self._arrays[arr.key] = np.zeros(shape, dtype=_NP_TYPES[arr.ctype])
         self._specs: dict[str, ArraySpec] = {a.key: a for a in self._layout}
+        #: per scaled projection, its columns changed since the last synaptic scaling
+        self._changed = {a.key.removesuffix(".changed"): self._arrays[a.key]
+                         for a in self._layout if a.kind == "scaling"
+                         and a.key.endswith(".changed")}
         self._pointers = (ctypes.c_void_p * len(self._layout))(
             *[self._arrays[a.key].ctypes.data for a in self._layout])
         self._dyn = np.zeros(max(1, len(self._dynamic)), dtype=np.float32)
@@ -103,6 +108,7 @@ class BuiltinBackend(Backend):
             arr.fill(0)
         self.step = 0
         self._initialise()
+        self._weights_changed()
 
     def _initialise(self) -> None:
         for pop in self.spec.populations:
@@ -173,6 +179,15 @@ class BuiltinBackend(Backend):
         # copyto broadcasts and converts (as asarray(values, dtype) would) in one step,
         # a few times faster than broadcast_to + assignment: it runs 4 times per sample
         np.copyto(self._arrays[self._key(target, var)], values, casting="unsafe")
+        self._weights_changed(target)
+
+    def _weights_changed(self, projection: str | None = None) -> None:
+        """Weights written from here: synaptic scaling must look at every column of
+        ``projection`` (of all projections when None) again, as it does not know which
+        changed (see ``normalize_columns``)."""
+        for name, changed in self._changed.items():
+            if projection is None or name == projection:
+                changed.fill(1)
 
     def set_dynamic_param(self, target: str, param: str, value: float) -> None:
         try:
@@ -182,17 +197,19 @@ class BuiltinBackend(Backend):
         self._dyn[index] = value
 
     def normalize(self, projection: str, target_sum: float) -> None:
-        g = self._arrays[self._key(projection, "g")]
+        g = self._arrays[self._key(projection, WEIGHT_VAR)]
         if g.ndim != 2:
             raise ValueError(f"{projection}: normalisation needs dense weights")
+        changed = self._arrays[f"{projection}.changed"]
+        column_sum = self._arrays[f"{projection}.column_sum"]
         # as the time step: a small matrix is not worth waking another thread for, and
         # where the split step found one thread faster (a busy machine), so is this
         threads = self.threads if g.size >= NORMALIZE_THREADS_MIN_WEIGHTS else 1
         if self.chooser:
             threads = min(threads, self.chooser.best())
         tic = time.perf_counter()
-        self._lib.normalize_columns(g.ctypes.data, g.shape[0], g.shape[1], float(target_sum),
-                                    threads)
+        self._lib.normalize_columns(g.ctypes.data, changed.ctypes.data, column_sum.ctypes.data,
+                                    g.shape[0], g.shape[1], float(target_sum), threads)
         self.normalize_seconds += time.perf_counter() - tic
 
     def get_state(self) -> dict[str, np.ndarray]:
@@ -206,6 +223,7 @@ class BuiltinBackend(Backend):
                 continue
             value = lane_values(key, state[key], arr.shape, self._specs[key].batched)
             arr[...] = np.broadcast_to(value.astype(arr.dtype, copy=False), arr.shape)
+        self._weights_changed()
         if "__step__" in state:
             self.step = int(state["__step__"])
 

@@ -40,6 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ...network import NetworkSpec, Population, Projection, derived_values
+from ..base import WEIGHT_VAR
 from .runtime import PROFILE, TEMPLATE
 
 # Math functions are type-generic (<tgmath.h>), as GeNN 5's overloads are: ``fabs``
@@ -67,7 +68,9 @@ class ArraySpec:
 
     ``batched`` arrays get a leading batch axis of the backend's batch size.
     ``kind`` is ``state`` (part of the network's state, saved in checkpoints),
-    ``counts`` (spike counts of one presentation) or ``scratch``.
+    ``counts`` (spike counts of one presentation), ``scratch``, or ``scaling`` (what
+    synaptic scaling remembers between calls: which weight columns changed since, and
+    their sums then; see ``normalize_columns``).
     """
 
     key: str
@@ -225,6 +228,19 @@ class _Generator:
             if proj.connectivity == "all_but_self":
                 self.c[f"{proj.name}.scratch"] = self.array(
                     f"{proj.name}.scratch", "scalar", (npre,), True, "scratch")
+            if self.scaled(proj):
+                # per target: whether any weight of its column changed since the last
+                # scaling, and the column's sum as that scaling left it
+                self.c[f"{proj.name}.changed"] = self.array(
+                    f"{proj.name}.changed", "uint8_t", (npost,), False, "scaling")
+                self.c[f"{proj.name}.column_sum"] = self.array(
+                    f"{proj.name}.column_sum", "double", (npost,), False, "scaling")
+
+    @staticmethod
+    def scaled(proj: Projection) -> bool:
+        """Whether synaptic scaling can apply to ``proj``: dense weights."""
+        return proj.connectivity == "dense" and any(
+            v == WEIGHT_VAR for v, _ in proj.weight_update.vars)
 
     # -- name tables --------------------------------------------------------
     def constants(self, target: str, model: object, params: Mapping[str, float],
@@ -249,17 +265,38 @@ class _Generator:
     # -- code ---------------------------------------------------------------
     def synapse_names(self, proj: Projection, npost: int) -> dict[str, str]:
         """Names in per-synapse code: pre variables at ``i``, post variables at ``j``,
-        synapse variables at (i, j) — ``i`` alone for one-to-one connectivity."""
+        synapse variables at (i, j) — ``i`` alone for one-to-one connectivity; dense
+        synapse variables are locals ``ls_<var>`` (see :meth:`synapse_code`)."""
         wu, c = proj.weight_update, self.c
         names = self.constants(proj.name, wu, proj.wu_params, proj.dynamic_params)
         for var, _ in wu.pre_vars:
             names[var] = f"{c[f'{proj.name}.{var}']}[i]"
         for var, _ in wu.post_vars:
             names[var] = f"{c[f'{proj.name}.{var}']}[j]"
-        index = f"(size_t)i * {npost} + j" if proj.connectivity == "dense" else "i"
         for var, _ in wu.vars:
-            names[var] = f"{c[f'{proj.name}.{var}']}[{index}]"
+            names[var] = (f"ls_{var}" if proj.connectivity == "dense"
+                          else f"{c[f'{proj.name}.{var}']}[i]")
         return names
+
+    def synapse_code(self, proj: Projection, code: str, npost: int) -> str:
+        """Per-synapse ``code`` of a dense projection at (i, j), its synapse variables in
+        locals that are stored back only where their bits changed. Learning leaves most
+        weights as they were (a weight plus η times a trace that has decayed to zero is
+        the same weight), so untouched cache lines stay clean, and a changed weight marks
+        its column for the next synaptic scaling, which then leaves the other columns
+        alone. Comparing bits (not values) keeps −0 and NaN exact."""
+        wu, c = proj.weight_update, self.c
+        index = f"(size_t)i * {npost} + j"
+        ctype = {a.key: a.ctype for a in self.arrays}
+        load, store = [], []
+        for var, _ in wu.vars:
+            arr = c[f"{proj.name}.{var}"]
+            load.append(f"{ctype[f'{proj.name}.{var}']} ls_{var} = {arr}[{index}];")
+            mark = (f" {c[f'{proj.name}.changed']}[j] = 1;"
+                    if var == WEIGHT_VAR and self.scaled(proj) else "")
+            store.append(f"if (!same_bits(ls_{var}, {arr}[{index}])) "
+                         f"{{ {arr}[{index}] = ls_{var};{mark} }}")
+        return "\n".join([*load, code, *store])
 
     def spike_loop(self, pop: str, index: str, body: str, own: bool = False) -> str:
         """Run ``body`` for each spike of ``pop`` in the previous step, with the neuron's
@@ -287,7 +324,8 @@ class _Generator:
                    f"jhi = part({npost}, tid + 1, nth);\n")
         deliver = {"addToPost": lambda x: f"{insyn}[j] += ({x})"}
         if proj.connectivity == "dense":
-            body = self.sub(wu.pre_spike_syn_code, names, deliver)
+            body = self.synapse_code(proj, self.sub(wu.pre_spike_syn_code, names, deliver),
+                                     npost)
             return title + targets + self.spike_loop(
                 proj.source, "i", f"for (int j = jlo; j < jhi; j++) {{\n{_indent(body, 1)}\n}}")
         if proj.connectivity == "one_to_one":
@@ -325,6 +363,7 @@ class _Generator:
         body = self.sub(wu.post_spike_syn_code, self.synapse_names(proj, npost))
         title = f"// {proj.name}: postsynaptic learning for spikes of {proj.target}\n"
         if proj.connectivity == "dense":
+            body = self.synapse_code(proj, body, npost)
             loop = f"for (int i = 0; i < {npre}; i++) {{\n{_indent(body, 1)}\n}}"
             return title + self.spike_loop(proj.target, "j", loop, own=True)
         return title + self.spike_loop(proj.target, "j", f"const int i = j;\n{body}", own=True)

@@ -117,6 +117,15 @@ static inline uint32_t rng_next(uint32_t *s) {{
     return result;
 }}
 static inline int is_plus_zero(scalar x) {{ return x == (scalar)0 && !signbit(x); }}
+/* whether two values are the same bits (a learning rule's result against the stored
+   weight: -0 is not +0 here, and a NaN is itself) */
+static inline int same_bits_f(float a, float b) {{
+    uint32_t x, y; memcpy(&x, &a, 4); memcpy(&y, &b, 4); return x == y;
+}}
+static inline int same_bits_d(double a, double b) {{
+    uint64_t x, y; memcpy(&x, &a, 8); memcpy(&y, &b, 8); return x == y;
+}}
+#define same_bits(a, b) _Generic((a), double: same_bits_d, default: same_bits_f)(a, b)
 static inline float gn_fminf(float a, float b) {{ return (a < b || b != b) ? a : b; }}
 static inline float gn_fmaxf(float a, float b) {{ return (a > b || b != b) ? a : b; }}
 static inline double gn_fmind(double a, double b) {{ return (a < b || b != b) ? a : b; }}
@@ -181,8 +190,38 @@ int sim_run(void **a, const scalar *dyn, int batch, int steps, int64_t step0,
 /* Synaptic scaling: every target's incoming weights are rescaled to sum to target_sum
    (a target whose weights sum to 0 is left alone). Weights are [pre][post]; each
    thread takes a block of columns (whole cache lines), and every column is summed
-   in row order in double precision whatever the thread count. */
-void normalize_columns(scalar *g, int npre, int npost, double target_sum, int threads) {{
+   in row order in double precision whatever the thread count.
+
+   It remembers what it did: ``column_sum`` holds each column's sum as the last call
+   left it, and ``changed`` marks the columns whose weights were written since (the
+   generated learning code marks a column when it changes a weight's bits; Python
+   marks every column when it sets weights). A column not marked still sums to
+   column_sum, so summing it again would give that same double; and when its factor
+   rounds to exactly 1 (as it does once a column has been scaled and left alone:
+   rounding errors of ~1e-9 relative are far below half an ulp of 1), multiplying by
+   it would leave every weight as it is (x * 1 == x; under network.subnormals: flush
+   also, because such a column was last written by this C code, which makes no
+   subnormals). Such columns are skipped. The weights are exactly those of scaling
+   every column every time; the cost follows the columns learning touched (mnist-6400:
+   a few dozen of 6 400) instead of reading the whole matrix twice. */
+static int scaling_runs(const uint8_t *mark, const scalar *factor, int w, int *runs) {{
+    /* runs of 16-column blocks [runs[2k], runs[2k+1]) with a marked column, or with a
+       factor other than 1 when ``factor`` is given; returns their number */
+    int n = 0;
+    for (int c0 = 0; c0 < w; c0 += 16) {{
+        const int c1 = c0 + 16 < w ? c0 + 16 : w;
+        int any = 0;
+        for (int j = c0; j < c1; j++)
+            any |= mark[j] | (factor != NULL && factor[j] != (scalar)1);
+        if (!any) continue;
+        if (n > 0 && runs[2 * n - 1] == c0) runs[2 * n - 1] = c1;
+        else {{ runs[2 * n] = c0; runs[2 * n + 1] = c1; n++; }}
+    }}
+    return n;
+}}
+
+void normalize_columns(scalar *g, uint8_t *changed, double *column_sum, int npre, int npost,
+                       double target_sum, int threads) {{
     if (threads < 1) threads = 1;
     const int lines = (npost + 15) / 16;
     if (threads > lines) threads = lines > 0 ? lines : 1;
@@ -197,20 +236,40 @@ void normalize_columns(scalar *g, int npre, int npost, double target_sum, int th
         const int lo = (int)((int64_t)lines * tid / nth) * 16;
         int hi = (int)((int64_t)lines * (tid + 1) / nth) * 16;
         if (hi > npost) hi = npost;
-        const int w = hi - lo;
+        const int w = hi > lo ? hi - lo : 0;
+        uint8_t *mark = changed + lo;
+        double *kept = column_sum + lo;
         double sums[w > 0 ? w : 1];
-        for (int j = 0; j < w; j++) sums[j] = 0.0;
+        scalar factor[w > 0 ? w : 1];
+        int runs[2 * (w / 16 + 1)];
+        /* 1. sums: changed columns summed again (row order), the others as kept */
+        for (int j = 0; j < w; j++) sums[j] = mark[j] ? 0.0 : kept[j];
+        int n = scaling_runs(mark, NULL, w, runs);
+        for (int r = 0; r < n; r++)  /* a run's unchanged columns are summed again too */
+            for (int j = runs[2 * r]; j < runs[2 * r + 1]; j++) sums[j] = 0.0;
         for (int i = 0; i < npre; i++) {{
             const scalar *row = g + (size_t)i * npost + lo;
-            for (int j = 0; j < w; j++) sums[j] += (double)row[j];
+            for (int r = 0; r < n; r++)
+                for (int j = runs[2 * r]; j < runs[2 * r + 1]; j++) sums[j] += (double)row[j];
         }}
-        scalar factor[w > 0 ? w : 1];
         for (int j = 0; j < w; j++)
             factor[j] = sums[j] > 0.0 ? (scalar)(target_sum / sums[j]) : (scalar)1;
+        /* 2. rescale changed columns (always: a column Python set may hold subnormals)
+           and those whose factor is not 1, summing the results for the next call */
+        n = scaling_runs(mark, factor, w, runs);
+        for (int r = 0; r < n; r++)
+            for (int j = runs[2 * r]; j < runs[2 * r + 1]; j++) sums[j] = 0.0;
         for (int i = 0; i < npre; i++) {{
             scalar *row = g + (size_t)i * npost + lo;
-            for (int j = 0; j < w; j++) row[j] *= factor[j];
+            for (int r = 0; r < n; r++)
+                for (int j = runs[2 * r]; j < runs[2 * r + 1]; j++) {{
+                    row[j] *= factor[j];
+                    sums[j] += (double)row[j];
+                }}
         }}
+        for (int r = 0; r < n; r++)
+            for (int j = runs[2 * r]; j < runs[2 * r + 1]; j++) kept[j] = sums[j];
+        for (int j = 0; j < w; j++) mark[j] = 0;
         fp_mode_leave(mode);
     }}
 }}
