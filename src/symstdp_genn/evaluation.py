@@ -49,9 +49,19 @@ def assign_neurons(response_sums: np.ndarray, label_counts: np.ndarray) -> np.nd
 
     Neurons that never fired get ``SILENT`` (no class) instead of class 0.
     """
+    return assign_from_means(class_means(response_sums, label_counts))
+
+
+def class_means(response_sums: np.ndarray, label_counts: np.ndarray) -> np.ndarray:
+    """Mean response per neuron and class, ``[n_hidden, 10]``; 0 for unseen classes."""
     label_counts = np.asarray(label_counts, dtype=np.float64)
-    means = np.divide(response_sums, label_counts[None, :], out=np.zeros_like(response_sums),
-                      where=label_counts[None, :] > 0)
+    return np.divide(response_sums, label_counts[None, :], out=np.zeros_like(response_sums),
+                     where=label_counts[None, :] > 0)
+
+
+def assign_from_means(means: np.ndarray) -> np.ndarray:
+    """Per row of :func:`class_means`: the first class of highest mean, ``SILENT`` where
+    every mean is 0."""
     assignments = means.argmax(axis=1)
     assignments[means.max(axis=1) <= 0] = SILENT
     return assignments.astype(np.int16)

@@ -36,8 +36,6 @@ from ..evaluation import (
     EVALUATION_FILE,
     SILENT,
     EvaluationResult,
-    assign_neurons,
-    assignment_predictions,
 )
 from ..evaluator import Evaluator, labelling_samples, save_record
 from ..network import (
@@ -51,6 +49,7 @@ from ..progress import ProgressBar
 from ..selection import BEST_FILE, TEST, Selection, check_protocol
 from ..simulation import Simulation
 from .metrics import MetricsLog
+from .running import RunningAccuracy
 from .stop import StopRequest
 
 log = logging.getLogger(__name__)
@@ -118,9 +117,7 @@ class Trainer:
         n = config.network.n_hidden
         self.samples_seen = 0
         self.stage = ""
-        self.response_sums = np.zeros((n, 10))
-        self.label_counts = np.zeros(10)
-        self.recent = np.zeros(0, dtype=np.int8)
+        self.running = RunningAccuracy.fresh(n, t.running_window)
         self.retries_total = 0
         self.forced_total = 0
         self.assignments = np.full(n, SILENT, dtype=np.int16)
@@ -140,9 +137,9 @@ class Trainer:
         self.sim.presentations = int(driver.get("presentations", 0))
         arrays = ckpt.arrays
         if f"{DRIVER_PREFIX}response_sums" in arrays:
-            self.response_sums = arrays[f"{DRIVER_PREFIX}response_sums"].astype(np.float64)
-            self.label_counts = arrays[f"{DRIVER_PREFIX}label_counts"].astype(np.float64)
-            self.recent = arrays[f"{DRIVER_PREFIX}recent"].astype(np.int8)
+            self.running = RunningAccuracy(
+                arrays[f"{DRIVER_PREFIX}response_sums"], arrays[f"{DRIVER_PREFIX}label_counts"],
+                arrays[f"{DRIVER_PREFIX}recent"], self.config.training.running_window)
         if "assignments" in arrays:
             self.assignments = arrays["assignments"].astype(np.int16)
         self.selection = Selection.from_meta(ckpt.meta.get("selection", {}), self.config)
@@ -151,9 +148,9 @@ class Trainer:
     def checkpoint_arrays(self) -> dict[str, np.ndarray]:
         arrays = self.backend.get_state()
         arrays["assignments"] = self.assignments
-        arrays[f"{DRIVER_PREFIX}response_sums"] = self.response_sums
-        arrays[f"{DRIVER_PREFIX}label_counts"] = self.label_counts
-        arrays[f"{DRIVER_PREFIX}recent"] = self.recent
+        arrays[f"{DRIVER_PREFIX}response_sums"] = self.running.response_sums
+        arrays[f"{DRIVER_PREFIX}label_counts"] = self.running.label_counts
+        arrays[f"{DRIVER_PREFIX}recent"] = self.running.recent
         return arrays
 
     def checkpoint_meta(self) -> dict[str, Any]:
@@ -206,17 +203,11 @@ class Trainer:
     def _running_update(self, hidden_counts: np.ndarray, label: int) -> None:
         """Running training accuracy: assignment readout of the current sample from the
         responses seen so far (a cheap, honest signal while the teacher drives the output)."""
-        if self.label_counts.min() > 0:
-            assignments = assign_neurons(self.response_sums, self.label_counts)
-            pred = assignment_predictions(hidden_counts[None, :], assignments)[0]
-            window = self.config.training.running_window
-            self.recent = np.append(self.recent, np.int8(pred == label))[-window:]
-        self.response_sums[:, label] += hidden_counts
-        self.label_counts[label] += 1
+        self.running.update(hidden_counts, label)
 
     @property
     def running_accuracy(self) -> float:
-        return float(self.recent.mean()) if self.recent.size else float("nan")
+        return self.running.accuracy
 
     # -- evaluation ---------------------------------------------------------------------
     @property
