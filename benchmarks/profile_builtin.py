@@ -108,7 +108,7 @@ def main() -> None:
                    help="measure the split step's pay-off at these hidden-layer sizes")
     p.add_argument("--data-dir", default=str(ROOT / "data"))
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override, e.g. --set network.subnormals=flush")
+                   help="config override, e.g. --set network.subnormals=keep")
     args = p.parse_args()
     if args.sizes:
         scan_sizes(args.sizes, args.threads)

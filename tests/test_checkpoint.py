@@ -20,6 +20,7 @@ from symstdp_genn.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from symstdp_genn.config import config_from_dict, load_config
 from symstdp_genn.errors import UserError
 
 N = 4
@@ -37,7 +38,8 @@ def _arrays(seed: int = 0, n: int = N) -> dict[str, np.ndarray]:
     }
 
 
-META = {"config": {"name": "mnist-100", "network": {"n_hidden": N, "theta_decay": "float32"}},
+META = {"config": {"name": "mnist-100", "network": {"n_hidden": N, "theta_decay": "float32",
+                                                    "subnormals": "keep"}},
         "driver": {"samples_seen": 1234, "stage": "joint"}}
 
 
@@ -475,3 +477,17 @@ def test_a_checkpoint_from_before_theta_decay_loads_as_a_float32_theta_run(
     meta = {"config": {"name": "mnist-100", "network": {"n_hidden": N}}}
     ckpt = load_checkpoint(save_checkpoint(tmp_path / "old.npz", arrays, meta))
     assert ckpt.meta["config"]["network"].get("theta_decay") == pinned
+
+
+@pytest.mark.parametrize(("saved", "loaded"), [(None, "keep"), ("keep", "keep"),
+                                               ("flush", "flush")])
+def test_a_checkpoint_from_before_subnormals_loads_as_an_ieee_run(
+        tmp_path: Path, saved: str | None, loaded: str) -> None:
+    """A config without ``network.subnormals`` was trained with IEEE subnormals (the key's
+    first default); testing or resuming it keeps them, not today's default ``flush``."""
+    network = {"n_hidden": N, **({"subnormals": saved} if saved else {})}
+    meta = {"config": {"name": "mnist-100", "network": network}}
+    ckpt = load_checkpoint(save_checkpoint(tmp_path / "old.npz", _arrays(), meta))
+    assert ckpt.meta["config"]["network"]["subnormals"] == loaded
+    assert config_from_dict(ckpt.meta["config"]).network.subnormals == loaded
+    assert load_config("mnist-100").network.subnormals == "flush"

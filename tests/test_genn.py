@@ -56,8 +56,13 @@ GENN_UNDER_TEST = os.environ.get("SYMSTDP_GENN_TEST_BACKEND", "genn-cpu")
 CERTAIN_HZ = 1.0e7
 
 
+#: the subnormal arithmetic of the GeNN backend under test: its CPU backend keeps IEEE
+#: subnormals, its CUDA build (-use_fast_math) flushes them, as the builtin's default
+GENN_SUBNORMALS = "flush" if GENN_UNDER_TEST == "genn-cuda" else "keep"
+
+
 def _pair(n_hidden: int = 12, **overrides: object):
-    config = small_config(n_hidden, **overrides)
+    config = small_config(n_hidden, **{"network.subnormals": GENN_SUBNORMALS, **overrides})
     spec = build_network(config)
     builtin = create_backend("builtin", spec, batch_size=1, seed=3)
     genn = create_backend(GENN_UNDER_TEST, spec, batch_size=1, seed=3)
@@ -199,7 +204,7 @@ def test_all_but_self_inhibition_stores_no_matrix() -> None:
 def test_cpu_backend_runs_one_lane_and_second_build_reuses_the_code() -> None:
     from symstdp_genn.backends.genn import build_root
 
-    spec = build_network(small_config(4))
+    spec = build_network(small_config(4, **{"network.subnormals": "keep"}))
     first = create_backend("genn-cpu", spec, batch_size=8, seed=11)
     assert first.batch_size == 1
     code = build_root() / first.model_name / f"{first.model_name}_CODE"
@@ -215,7 +220,7 @@ def test_code_generation_error_names_the_model() -> None:
 
     from symstdp_genn import models
 
-    spec = build_network(small_config(4))
+    spec = build_network(small_config(4, **{"network.subnormals": "keep"}))
     broken = dataclasses.replace(models.INHIBITORY_LIF, name="broken_lif",
                                  sim_code="V += no_such_variable;")
     pops = tuple(dataclasses.replace(p, model=broken) if p.name == INHIBITORY else p
@@ -261,6 +266,7 @@ def test_mnist_100_accuracy_matches_the_builtin_backend(tmp_path: Path) -> None:
                              "--seed", str(seed), "--samples", "1000", "--eval-samples", "1000",
                              "--set", "evaluation.assignment_samples=1000",
                              "--set", "evaluation.batch_size=1",
+                             "--set", f"network.subnormals={GENN_SUBNORMALS}",
                              "--out", str(out), "--no-progress"])
             assert code == 0
             records = [json.loads(line)

@@ -46,10 +46,12 @@ def test_shipped_checkpoint_is_small_float32_and_its_preset(name: str) -> None:
     config = config_from_dict(ckpt.meta["config"])
     preset = load_config(name)
     assert config.seed == preset.seed
-    # written before issue 10: θ in float32 (the loader says so) and the periodic
-    # evaluation defaults of then, which a test pass does not use
+    # written before issue 10: θ in float32 and IEEE subnormals (the loader says so) and
+    # the periodic evaluation defaults of then, which a test pass does not use
     assert config.network.theta_decay == "float32"
+    assert config.network.subnormals == "keep"
     preset.network.theta_decay = "float32"
+    preset.network.subnormals = "keep"
     assert config.network == preset.network
     assert dataclasses.replace(config.evaluation, periodic_samples=None) == preset.evaluation
     assignments = ckpt.arrays["assignments"]

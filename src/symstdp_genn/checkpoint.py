@@ -157,6 +157,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
             raise UserError(f"checkpoint {path} lacks '{key}'; it is incomplete or corrupt")
     check_values(arrays, str(path))
     _pin_theta_decay(meta, arrays["hidden.theta"])
+    _pin_subnormals(meta)
     return Checkpoint(arrays, meta)
 
 
@@ -168,6 +169,16 @@ def _pin_theta_decay(meta: dict[str, Any], theta: np.ndarray) -> None:
         else None
     if isinstance(network, dict) and "theta_decay" not in network and theta.dtype == np.float32:
         network["theta_decay"] = "float32"
+
+
+def _pin_subnormals(meta: dict[str, Any]) -> None:
+    """A checkpoint written before ``network.subnormals`` existed was trained with IEEE
+    subnormals (``keep``, the key's first default; ``flush`` is today's): its config says
+    so from now on, so that testing or resuming it reproduces what it did."""
+    network = meta.get("config", {}).get("network") if isinstance(meta.get("config"), dict) \
+        else None
+    if isinstance(network, dict) and "subnormals" not in network:
+        network["subnormals"] = "keep"
 
 
 def _first_bad(values: np.ndarray, bad: np.ndarray) -> str:

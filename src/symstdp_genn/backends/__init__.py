@@ -32,16 +32,11 @@ def genn_backend_available() -> bool:
 def resolve(name: str, flush_subnormals: bool = False) -> str:
     """Turn ``auto`` into a concrete backend name; check that the named one can run.
 
-    ``flush_subnormals`` (``network.subnormals: flush``) only the builtin backend
-    implements: ``auto`` then picks it, and a GeNN backend is refused."""
+    ``flush_subnormals`` (``network.subnormals: flush``, the default): the builtin
+    backend sets the CPU's flush-to-zero mode, GeNN's CUDA backend compiles with
+    -use_fast_math (flush-to-zero), and GeNN's CPU backend cannot, so it is refused."""
     if name not in NAMES:
         raise UserError(f"unknown backend '{name}'; choose one of: {', '.join(NAMES)}")
-    if flush_subnormals:
-        if name not in ("auto", "builtin"):
-            raise UserError(f"network.subnormals: flush is implemented by the builtin backend "
-                            f"only, not by '{name}'; use --backend builtin or --set "
-                            "network.subnormals=keep")
-        return "builtin"
     if name == "auto":
         if genn_backend_available():
             from .genn import cuda_device_available
@@ -62,12 +57,16 @@ def resolve(name: str, flush_subnormals: bool = False) -> str:
             problem = cuda_problem()
             if problem is not None:
                 raise UserError(f"backend 'genn-cuda' cannot run here: {problem}")
+        if flush_subnormals and name == "genn-cpu":
+            raise UserError("network.subnormals: flush (the default) is not available on "
+                            "genn-cpu, which keeps IEEE subnormals; add --set "
+                            "network.subnormals=keep, or use --backend builtin")
     return name
 
 
 def backend_for(config: Config) -> str:
     """The concrete backend a run of ``config`` uses (its ``backend``, resolved for its
-    network: ``network.subnormals: flush`` only the builtin backend implements)."""
+    network: ``network.subnormals: flush`` is refused on genn-cpu)."""
     return resolve(config.backend, config.network.flush_subnormals)
 
 
@@ -76,8 +75,8 @@ def create_backend(name: str, spec: NetworkSpec, batch_size: int = 1, seed: int 
     """Build (compile or load from cache) a backend for ``spec`` with ``batch_size`` lanes.
 
     ``threads`` caps the builtin backend's threads (None: every core this process may
-    use); GeNN chooses its own parallelism. A network with ``flush_subnormals`` runs on
-    the builtin backend (``auto`` picks it); GeNN's backends refuse it."""
+    use); GeNN chooses its own parallelism. A network with ``flush_subnormals`` cannot
+    run on genn-cpu."""
     name = resolve(name, spec.flush_subnormals)
     if name == "builtin":
         from .builtin import BuiltinBackend

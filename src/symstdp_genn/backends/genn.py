@@ -215,8 +215,13 @@ class GeNNBackend(Backend):
     # -- build -------------------------------------------------------------------
     def _build(self) -> Any:
         spec = self.spec
+        # optimize_code: -O3 -ffast-math for the CPU (no flush-to-zero in a shared
+        # library), -O3 -use_fast_math for CUDA, which flushes subnormals to zero: CUDA
+        # gets it only for network.subnormals: flush (the default; the original's GeNN
+        # build used it too); keep builds CUDA with IEEE subnormals and division
+        optimize = self.device == "cpu" or spec.flush_subnormals
         model = GeNNModel(spec.precision, self.model_name, backend=_GENN_BACKENDS[self.device],
-                          optimize_code=True)
+                          optimize_code=optimize)
         model.dt = spec.dt
         model.batch_size = self.batch_size
         model.seed = self._build_seed

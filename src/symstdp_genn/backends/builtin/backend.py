@@ -36,6 +36,9 @@ _NP_TYPES = {"scalar": np.float32, "float": np.float32, "double": np.float64,
 #: the split would cost more than it can save (per-step costs by size:
 #: benchmarks/README.md, profile_builtin.py --sizes)
 STEP_THREADS_MIN_NEURONS = 1500
+#: every array starts on a cache line: numpy's 16-byte alignment left the 64-byte vector
+#: loads of the neuron loops straddling two lines each
+ALIGN_BYTES = 64
 #: synaptic scaling is split across threads from this many weights (784 × 1 600 up)
 NORMALIZE_THREADS_MIN_WEIGHTS = 1_000_000
 
@@ -50,6 +53,14 @@ def available_cores() -> int:
         cores = max(1, os.cpu_count() or 1)
     cap = os.environ.get("OMP_NUM_THREADS", "").strip()
     return min(cores, int(cap)) if cap.isdigit() and int(cap) > 0 else cores
+
+
+def aligned_zeros(shape: tuple[int, ...], dtype: type, align: int = ALIGN_BYTES) -> np.ndarray:
+    """Zeros whose data starts on an ``align``-byte boundary (numpy guarantees 16)."""
+    nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    raw = np.zeros(nbytes + align, dtype=np.uint8)
+    start = -raw.ctypes.data % align
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
 class BuiltinBackend(Backend):
@@ -86,7 +97,7 @@ class BuiltinBackend(Backend):
         self._arrays: dict[str, np.ndarray] = {}
         for arr in self._layout:
             shape = (batch_size, *arr.shape) if arr.batched else arr.shape
-            self._arrays[arr.key] = np.zeros(shape, dtype=_NP_TYPES[arr.ctype])
+            self._arrays[arr.key] = aligned_zeros(shape, _NP_TYPES[arr.ctype])
         self._specs: dict[str, ArraySpec] = {a.key: a for a in self._layout}
         #: per scaled projection, its columns changed since the last synaptic scaling
         self._changed = {a.key.removesuffix(".changed"): self._arrays[a.key]
