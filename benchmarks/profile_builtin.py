@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import symstdp_genn.training.trainer as training  # noqa: E402
 from symstdp_genn.backends.builtin import BuiltinBackend  # noqa: E402
+from symstdp_genn.backends.builtin.codegen import PROFILED_THREADS  # noqa: E402
 from symstdp_genn.config import load_config  # noqa: E402
 from symstdp_genn.data import load_dataset  # noqa: E402
 from symstdp_genn.network import build_network  # noqa: E402
@@ -62,6 +63,11 @@ def profile_training(preset: str, samples: int, threads: int, data,
     backend = made[0]
     n = trainer.sim.presentations
     rows = [(label, 1e3 * s / n) for label, s in backend.profile().items()]
+    if threads > 1:  # the other threads' blocks: where thread 0's barrier waits come from
+        for t in range(1, min(threads, PROFILED_THREADS)):
+            other = backend.profile(t)
+            rows += [(f"thread {t}: {label}", 1e3 * s / n) for label, s in other.items()
+                     if 1e3 * s / n >= 0.005]
     rows.append(("synaptic scaling (normalisation, both projections)",
                  1e3 * backend.normalize_seconds / n))
     rows.append(("Python driver, ctypes, the rest",
@@ -123,11 +129,16 @@ def main() -> None:
     print("| block | " + " | ".join(f"threads={t}: ms/presentation (share)" for t in tables)
           + " |")
     print("| --- |" + " --- |" * len(tables))
-    first = next(iter(tables.values()))
-    for k, (label, _) in enumerate(first):
-        cells = " | ".join(f"{rows[k][1]:.2f} ({100 * rows[k][1] / rows[-1][1]:.0f} %)"
-                           for rows in tables.values())
-        print(f"| {label.split(' (')[0] if k == len(first) - 1 else label} | {cells} |")
+    labels: list[str] = []  # every table's rows, in order; the total (last) stays last
+    for rows in tables.values():
+        labels += [label for label, _ in rows[:-1] if label not in labels]
+    for label in [*labels, None]:
+        cells = []
+        for rows in tables.values():
+            value = rows[-1][1] if label is None else dict(rows).get(label)
+            cells.append("–" if value is None else
+                         f"{value:.2f} ({100 * value / rows[-1][1]:.0f} %)")
+        print(f"| {'total' if label is None else label} | {' | '.join(cells)} |")
     for t, rows in tables.items():
         print(f"threads={t}: {rows[-1][0]}")
 

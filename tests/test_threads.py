@@ -24,7 +24,7 @@ from symstdp_genn.backends.builtin.backend import (
     available_cores,
 )
 from symstdp_genn.backends.builtin.codegen import MIN_SPLIT_NEURONS, profile_labels
-from symstdp_genn.backends.builtin.threads import ThreadChooser
+from symstdp_genn.backends.builtin.threads import CUT_ONE, EdgeBalancer, ThreadChooser
 from symstdp_genn.config import load_config
 from symstdp_genn.errors import UserError
 from symstdp_genn.network import build_network
@@ -35,9 +35,16 @@ from symstdp_genn.training import Trainer
 THREADED = -(-(STEP_THREADS_MIN_NEURONS - 794) // 2)
 
 
-def busy_backend(threads: int, n_hidden: int = THREADED, steps: int = 60) -> BuiltinBackend:
-    """A network mid-presentation: strong input, learning on, spikes in every list."""
+def busy_backend(threads: int, n_hidden: int = THREADED, steps: int = 60,
+                 shares: tuple[float, ...] | None = None) -> BuiltinBackend:
+    """A network mid-presentation: strong input, learning on, spikes in every list.
+    ``shares``: every call on the split step, with its blocks fixed at these shares."""
     b = BuiltinBackend(build_network(small_config(n_hidden)), 1, seed=11, threads=threads)
+    if shares is not None:
+        b.chooser = None
+        b.balancer.damping, b.balancer.floor = 0.0, 0.0
+        b.balancer.shares = np.array(shares)
+        b.balancer._set_cut()
     rates = np.random.default_rng(3).random(784) * 120.0
     b.set_var("input", "rate", rates)
     b.set_var("hidden", "theta", 0.0)  # fire early, so inhibition and learning act too
@@ -78,6 +85,37 @@ def test_threaded_step_state_is_byte_identical_to_one_thread(threads: int) -> No
     assert state["input.spike_count"][0, 0] > 0
     assert_same_state(state, many.get_state())
     np.testing.assert_array_equal(one.spike_counts("hidden"), many.spike_counts("hidden"))
+
+
+@pytest.mark.parametrize("shares", [(0.3, 0.7), (0.72, 0.28), (0.2, 0.3, 0.5)])
+def test_where_the_blocks_start_changes_no_value(shares: tuple[float, ...]) -> None:
+    """The edge balancer moves block edges at run time; no value may depend on them."""
+    one = busy_backend(1)
+    skewed = busy_backend(len(shares), shares=shares)
+    cut = skewed.balancer.cut
+    assert cut[0] == 0 and cut[-1] == CUT_ONE and abs(cut[1] / CUT_ONE - shares[0]) < 1e-3
+    assert_same_state(one.get_state(), skewed.get_state())
+    np.testing.assert_array_equal(one.spike_counts("hidden"), skewed.spike_counts("hidden"))
+
+
+def test_edge_balancer_moves_work_to_the_thread_that_waits() -> None:
+    bal = EdgeBalancer(2)
+    assert list(bal.cut) == [0, CUT_ONE // 2, CUT_ONE]
+    # thread 1 is the slower one: busy 9 ms against thread 0's 6 ms, of a 10 ms call
+    for _ in range(20):
+        share0 = bal.shares[0]
+        busy = np.array([6.0, 9.0]) * np.array([bal.shares[0] / 0.5, bal.shares[1] / 0.5])
+        bal.record(10e-3, 10e-3 - 1e-3 * busy)
+    assert 0.59 < bal.shares[0] < 0.61  # speeds 1/6 and 1/9: equal busy at 0.6 / 0.4
+    assert bal.shares[0] >= share0 - 1e-9
+    assert 0 < bal.cut[1] < CUT_ONE and bal.cut[2] == CUT_ONE
+    # a hopeless measurement moves nothing; no share leaves its bounds
+    before = bal.cut.copy()
+    bal.record(10e-3, np.array([10e-3, 0.0]))
+    np.testing.assert_array_equal(bal.cut, before)
+    for _ in range(50):  # thread 0 five times as fast: its share stops at 0.75
+        bal.record(10e-3, np.array([8e-3, 0.0]))
+    assert 0.74 < bal.shares[0] <= 0.75 + 1e-12
 
 
 def test_a_state_saved_with_one_thread_count_continues_identically_with_another() -> None:

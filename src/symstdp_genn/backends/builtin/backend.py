@@ -22,9 +22,9 @@ import numpy as np
 
 from ...network import NetworkSpec
 from ..base import WEIGHT_VAR, Backend, lane_values
-from .codegen import MAX_STEP_THREADS, ArraySpec, generate, profile_labels
+from .codegen import MAX_STEP_THREADS, PROFILED_THREADS, ArraySpec, generate, profile_labels
 from .compiler import compile_library
-from .threads import ThreadChooser
+from .threads import EdgeBalancer, ThreadChooser
 
 #: numpy dtypes of the generated code's C types (``scalar`` is float: single precision)
 _NP_TYPES = {"scalar": np.float32, "float": np.float32, "double": np.float64,
@@ -82,14 +82,21 @@ class BuiltinBackend(Backend):
         #: a split step runs on whichever of 1 and run_threads threads measures faster
         self.chooser = (ThreadChooser(self.run_threads) if batch_size == 1 and
                         self.run_threads > 1 else None)
+        #: where the split step's blocks start, moved towards the thread that waits
+        self.balancer = EdgeBalancer(self.run_threads) if self.chooser else None
+        self._waits = np.zeros(MAX_STEP_THREADS)
         source, self._layout, self._dynamic = generate(spec, profile=profile)
         self._profile_labels = profile_labels(spec) if profile else []
+        #: the library's timers where this backend started: two backends of one network
+        #: share one loaded library, and with it the timers
+        self._profile_start: dict[int, dict[str, float]] = {}
         self.library_path = compile_library(source, "symstdp_net-profile" if profile
                                             else "symstdp_net")
         self._lib = ctypes.CDLL(str(self.library_path))
         self._lib.sim_run.argtypes = [
             ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
-            ctypes.c_int64, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+            ctypes.c_int64, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
+            ctypes.c_void_p]
         self._lib.sim_run.restype = ctypes.c_int
         self._lib.normalize_columns.argtypes = [
             ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
@@ -111,6 +118,8 @@ class BuiltinBackend(Backend):
         self.run_seconds = 0.0
         self.normalize_seconds = 0.0
         self._initialise()
+        if profile:
+            self._profile_start = {t: self._profile_read(t) for t in range(PROFILED_THREADS)}
 
     # -- set-up ----------------------------------------------------------------
     def reset(self) -> None:
@@ -165,13 +174,18 @@ class BuiltinBackend(Backend):
                 raise ValueError(f"active mask must have shape ({self.batch_size},)")
         key = (int(steps), bool(record))
         threads = self.chooser.pick(key) if self.chooser else self.run_threads
+        split = self.balancer is not None and threads > 1
+        cut = self.balancer.cut if split else None
         tic = time.perf_counter()
         self._lib.sim_run(self._pointers, self._dyn.ctypes.data, self.batch_size, int(steps),
                           self.step, None if mask is None else mask.ctypes.data, int(record),
-                          threads)
+                          threads, None if cut is None else cut.ctypes.data,
+                          self._waits.ctypes.data if split else None)
         seconds = time.perf_counter() - tic
         if self.chooser:
             self.chooser.record(key, threads, seconds / steps)
+        if split and threads == self.balancer.threads:
+            self.balancer.record(seconds, self._waits)
         self.run_seconds += seconds
         self.step += int(steps)
 
@@ -238,13 +252,18 @@ class BuiltinBackend(Backend):
         if "__step__" in state:
             self.step = int(state["__step__"])
 
-    def profile(self) -> dict[str, float]:
-        """Seconds spent in each block of the time step so far (a ``profile`` build only;
-        thread 0's view: with several threads its waits show as the barriers' time)."""
+    def profile(self, thread: int = 0) -> dict[str, float]:
+        """Seconds spent in each block of the time step so far, on ``thread`` (a
+        ``profile`` build only; with several threads a thread's waits for the others
+        show as the barriers' time)."""
         if not self._profile_labels:
             raise RuntimeError("not a profiling build: create the backend with profile=True")
+        start = self._profile_start.get(thread, {})
+        return {k: v - start.get(k, 0.0) for k, v in self._profile_read(thread).items()}
+
+    def _profile_read(self, thread: int) -> dict[str, float]:
         out = (ctypes.c_double * len(self._profile_labels))()
-        self._lib.profile_read(out, len(self._profile_labels))
+        self._lib.profile_read(thread, out, len(self._profile_labels))
         return dict(zip(self._profile_labels, out, strict=True))
 
     def state_keys(self) -> list[str]:

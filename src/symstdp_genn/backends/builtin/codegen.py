@@ -53,6 +53,8 @@ C_TYPES = {"scalar": "scalar", "float": "float", "double": "double"}
 
 #: most threads one lane's time step can be split across (size of the per-thread tables)
 MAX_STEP_THREADS = 64
+#: threads whose block timers a profiling build keeps
+PROFILED_THREADS = 4
 #: populations smaller than this are not split: one thread owns them (splitting ten
 #: output neurons would only make two threads write the same cache lines)
 MIN_SPLIT_NEURONS = 256
@@ -306,7 +308,7 @@ class _Generator:
         seg, seg_count = self.c[f"{pop}.seg"], self.c[f"{pop}.seg_count"]
         head = ("{\n    const int tt = tid;\n" if own
                 else "for (int tt = 0; tt < nth; tt++) {\n")
-        return (head + f"    const int32_t *sp = {seg} + part({n}, tt, nth);\n"
+        return (head + f"    const int32_t *sp = {seg} + part({n}, tt, nth, cut);\n"
                 f"    for (int k = 0; k < {seg_count}[tt]; k++) {{\n"
                 f"        const int {index} = sp[k];\n{_indent(body, 2)}\n    }}\n}}\n")
 
@@ -320,8 +322,8 @@ class _Generator:
         names = self.synapse_names(proj, npost)
         insyn = c[f"{proj.name}.inSyn"]
         title = f"// {proj.name}: presynaptic spikes of {proj.source}\n"
-        targets = (f"const int jlo = part({npost}, tid, nth), "
-                   f"jhi = part({npost}, tid + 1, nth);\n")
+        targets = (f"const int jlo = part({npost}, tid, nth, cut), "
+                   f"jhi = part({npost}, tid + 1, nth, cut);\n")
         deliver = {"addToPost": lambda x: f"{insyn}[j] += ({x})"}
         if proj.connectivity == "dense":
             body = self.synapse_code(proj, self.sub(wu.pre_spike_syn_code, names, deliver),
@@ -409,8 +411,8 @@ class _Generator:
         flags = f"{pop.name}_flag"
         seg, seg_count = c[pop.name + ".seg"], c[pop.name + ".seg_count"]
         lines = [f"// neuron update: {pop.name}", "{",
-                 f"    const int lo = part({pop.size}, tid, nth), "
-                 f"hi = part({pop.size}, tid + 1, nth);"]
+                 f"    const int lo = part({pop.size}, tid, nth, cut), "
+                 f"hi = part({pop.size}, tid + 1, nth, cut);"]
         if self.uses_rng(pop):
             # one stream per neuron (as GeNN's per-thread generators): no
             # dependency between neurons, so the loop still vectorises
@@ -520,8 +522,8 @@ class _Generator:
         def call(n: int, text: str) -> str:
             if not profile:
                 return f"        {text}"
-            return (f"        {{ const double t0 = tid == 0 ? prof_now() : 0.0; {text} "
-                    f"if (tid == 0) prof_seconds[{n}] += prof_now() - t0; }}")
+            return (f"        {{ const double t0 = tid < PROF_THREADS ? prof_now() : 0.0; {text} "
+                    f"if (tid < PROF_THREADS) prof_seconds[tid][{n}] += prof_now() - t0; }}")
 
         phases: list[list[str]] = []
         for blocks in (synapse_phase, neuron_phase):
@@ -534,15 +536,16 @@ class _Generator:
                            if re.search(rf"\bdyn_{k}\b", code)]
                 params = [f"{ctypes_of[a]} *restrict {a}" for a in arrays]
                 params += [f"const scalar {d}" for d in scalars]
-                params += ["const int record", "const scalar t", "const int tid", "const int nth"]
+                params += ["const int record", "const scalar t", "const int tid", "const int nth",
+                           "const int32_t *restrict cut"]
                 flags = [f"    int32_t {p.name}_flag[{p.size}];" for p in self.spec.populations
                          if f"{p.name}_flag" in code]
                 functions.append(
                     f"static __attribute__((noinline)) void block_{n}({', '.join(params)}) {{\n"
                     + "".join(f + "\n" for f in flags)
-                    + f"    (void)record; (void)t; (void)tid; (void)nth;\n"
+                    + f"    (void)record; (void)t; (void)tid; (void)nth; (void)cut;\n"
                     f"{_indent(self.switched_off(code, scalars), 1)}\n}}\n")
-                args = ", ".join([*arrays, *scalars, "record", "t", "tid", "nth"])
+                args = ", ".join([*arrays, *scalars, "record", "t", "tid", "nth", "cut"])
                 calls.append(call(n, f"block_{n}({args});"))
             calls.append(call(n_blocks + len(phases), "BARRIER();"))
             phases.append(calls)
@@ -554,13 +557,14 @@ class _Generator:
                 self.c[pop.name + ".spike_count"]
             seg, seg_count = self.c[pop.name + ".seg"], self.c[pop.name + ".seg_count"]
             split.append(
-                f"    {{ const int lo = part({n}, tid, nth), hi = part({n}, tid + 1, nth);"
+                f"    {{ const int lo = part({n}, tid, nth, cut), "
+                f"hi = part({n}, tid + 1, nth, cut);"
                 f" int m = 0;\n"
                 f"      for (int k = 0; k < {count}[0]; k++) {{ const int i = {spikes}[k];"
                 f" if (i >= lo && i < hi) {seg}[lo + m++] = i; }}\n"
                 f"      {seg_count}[tid] = m; }}")
             merge.append(
-                f"    {{ const int lo = part({n}, tid, nth); int off = 0;\n"
+                f"    {{ const int lo = part({n}, tid, nth, cut); int off = 0;\n"
                 f"      for (int tt = 0; tt < tid; tt++) off += {seg_count}[tt];\n"
                 f"      for (int k = 0; k < {seg_count}[tid]; k++)"
                 f" {spikes}[off + k] = {seg}[lo + k];\n"
@@ -575,14 +579,14 @@ class _Generator:
             dt=literal(self.spec.dt, "double"), max_threads=MAX_STEP_THREADS,
             min_split=MIN_SPLIT_NEURONS, profile=PROFILE if profile else "",
             flush=int(self.spec.flush_subnormals),
-            n_profile=n_blocks + 2)
+            n_profile=n_blocks + 2, prof_threads=PROFILED_THREADS)
 
 
 def generate(spec: NetworkSpec, profile: bool = False
              ) -> tuple[str, list[ArraySpec], list[tuple[str, str]]]:
     """C source, the arrays it expects (in order) and its dynamic parameters (in order).
 
-    ``profile`` adds timers around every block (thread 0's view) and ``profile_read``;
+    ``profile`` adds timers around every block (per thread) and ``profile_read``;
     :func:`profile_labels` names the entries."""
     gen = _Generator(spec)
     source = gen.generate(profile)

@@ -8,16 +8,18 @@ barrier of a split time step, the entry points ``sim_run`` and
 """
 
 PROFILE = """
-/* profiling build: seconds per block, measured on thread 0 */
+/* profiling build: seconds per block, measured on each of the first PROF_THREADS
+   threads (a thread's waits for the others show as the barriers' time) */
 #include <time.h>
-static double prof_seconds[PROF_N];
+static double prof_seconds[PROF_THREADS][PROF_N];
 static double prof_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
-int profile_read(double *out, int n) {
-    for (int k = 0; k < n && k < PROF_N; k++) out[k] = prof_seconds[k];
+int profile_read(int thread, double *out, int n) {
+    if (thread < 0 || thread >= PROF_THREADS) return 0;
+    for (int k = 0; k < n && k < PROF_N; k++) out[k] = prof_seconds[thread][k];
     return PROF_N;
 }
 """
@@ -32,18 +34,31 @@ TEMPLATE = """\
 #include <tgmath.h>
 #include <stdatomic.h>
 #include <sched.h>
+#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 #define PROF_N {n_profile}
+#define PROF_THREADS {prof_threads}
 
 typedef {scalar} scalar;
 
 /* Thread t of nth owns neurons [part(n, t), part(n, t + 1)) of a population of n;
-   a population under {min_split} neurons belongs to thread 0 alone. */
-static inline int part(int n, int t, int nth) {{
+   a population under {min_split} neurons belongs to thread 0 alone. ``cut`` places the
+   block edges: thread t's block starts at cut[t] / 65536 of the population (NULL: equal
+   blocks); the backend moves them towards the thread that waits at the barriers, since
+   the two cores of a machine are not always equally fast. Edges fall on multiples of
+   16 neurons, so that no two threads write the same cache line of a float array (784
+   inputs split at 392 made the input update slower on two threads than on one: seven
+   lines bounced between the cores every step). No value depends on where the edges are:
+   every neuron and weight column is computed by the same operations by whichever thread
+   owns it, and spike lists are merged in neuron order. */
+static inline int part(int n, int t, int nth, const int32_t *cut) {{
     if (n < {min_split}) return t == 0 ? 0 : n;
-    return (int)(((int64_t)n * t) / nth);
+    if (t <= 0) return 0;
+    if (t >= nth) return n;
+    const int64_t at = cut != NULL ? ((int64_t)n * cut[t]) >> 16 : ((int64_t)n * t) / nth;
+    return (int)(at & ~(int64_t)15);
 }}
 {profile}
 /* The floating-point mode of a run, set and restored per thread (the mode register is
@@ -98,7 +113,14 @@ static void barrier_wait(step_barrier *bar, unsigned *phase, int nth) {{
 #endif
     }}
 }}
-#define BARRIER() barrier_wait(bar, &phase, nth)
+static double wall_seconds(void) {{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}}
+/* a split step's barrier, timed: the waits tell the backend where to move the edges */
+#define BARRIER() do {{ if (nth > 1) {{ const double w0 = wall_seconds(); \
+    barrier_wait(bar, &phase, nth); waited += wall_seconds() - w0; }} }} while (0)
 
 /* xoshiro128+ (Blackman & Vigna), one stream per neuron and batch lane: the
    neuron loop has no dependency between neurons and vectorises with 32-bit
@@ -144,8 +166,9 @@ static inline scalar rng_uniform(uint32_t *s) {{
    and merged back, in ascending order, at the end; the unused tail of a list is
    zero, so a saved state does not depend on the thread count. */
 static void run_lane(void **a, const scalar *dyn, int b, int steps, int64_t step0, int record,
-                     int tid, int nth, step_barrier *bar) {{
+                     int tid, int nth, step_barrier *bar, const int32_t *cut, double *waits) {{
     unsigned phase = 0;
+    double waited = 0.0;
     const fp_mode mode = fp_mode_enter();
 {unpack}
 {dyn}
@@ -158,11 +181,14 @@ static void run_lane(void **a, const scalar *dyn, int b, int steps, int64_t step
 {neuron_phase}
     }}
 {merge}
+    if (waits != NULL) waits[tid] = waited;
     fp_mode_leave(mode);
 }}
 
+/* ``cut``: where a split step's blocks start (see part; NULL: equal blocks);
+   ``waits``: each thread's seconds at the barriers in this call (may be NULL). */
 int sim_run(void **a, const scalar *dyn, int batch, int steps, int64_t step0,
-            const uint8_t *active, int record, int threads) {{
+            const uint8_t *active, int record, int threads, const int32_t *cut, double *waits) {{
     if (threads < 1) threads = 1;
     if (threads > {max_threads}) threads = {max_threads};
     if (batch == 1 && threads > 1) {{
@@ -172,9 +198,9 @@ int sim_run(void **a, const scalar *dyn, int batch, int steps, int64_t step0,
         {{
 #ifdef _OPENMP
             run_lane(a, dyn, 0, steps, step0, record, omp_get_thread_num(),
-                     omp_get_num_threads(), &bar);
+                     omp_get_num_threads(), &bar, cut, waits);
 #else
-            run_lane(a, dyn, 0, steps, step0, record, 0, 1, &bar);
+            run_lane(a, dyn, 0, steps, step0, record, 0, 1, &bar, NULL, NULL);
 #endif
         }}
         return 0;
@@ -182,7 +208,8 @@ int sim_run(void **a, const scalar *dyn, int batch, int steps, int64_t step0,
     int b;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (batch > 1)
     for (b = 0; b < batch; b++) {{
-        if (active == NULL || active[b]) run_lane(a, dyn, b, steps, step0, record, 0, 1, NULL);
+        if (active == NULL || active[b])
+            run_lane(a, dyn, b, steps, step0, record, 0, 1, NULL, NULL, NULL);
     }}
     return 0;
 }}
