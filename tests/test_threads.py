@@ -43,8 +43,7 @@ def busy_backend(threads: int, n_hidden: int = THREADED, steps: int = 60,
     if shares is not None:
         b.chooser = None
         b.balancer.damping, b.balancer.floor = 0.0, 0.0
-        b.balancer.shares = np.array(shares)
-        b.balancer._set_cut()
+        b.balancer.set_shares(list(shares))
     rates = np.random.default_rng(3).random(784) * 120.0
     b.set_var("input", "rate", rates)
     b.set_var("hidden", "theta", 0.0)  # fire early, so inhibition and learning act too
@@ -105,16 +104,16 @@ def test_edge_balancer_moves_work_to_the_thread_that_waits() -> None:
     for _ in range(20):
         share0 = bal.shares[0]
         busy = np.array([6.0, 9.0]) * np.array([bal.shares[0] / 0.5, bal.shares[1] / 0.5])
-        bal.record(10e-3, 10e-3 - 1e-3 * busy)
+        bal.record(1e-3 * busy)
     assert 0.59 < bal.shares[0] < 0.61  # speeds 1/6 and 1/9: equal busy at 0.6 / 0.4
     assert bal.shares[0] >= share0 - 1e-9
     assert 0 < bal.cut[1] < CUT_ONE and bal.cut[2] == CUT_ONE
     # a hopeless measurement moves nothing; no share leaves its bounds
     before = bal.cut.copy()
-    bal.record(10e-3, np.array([10e-3, 0.0]))
+    bal.record(np.array([0.0, 10e-3]))
     np.testing.assert_array_equal(bal.cut, before)
     for _ in range(50):  # thread 0 five times as fast: its share stops at 0.75
-        bal.record(10e-3, np.array([8e-3, 0.0]))
+        bal.record(np.array([2e-3, 10e-3]))
     assert 0.74 < bal.shares[0] <= 0.75 + 1e-12
 
 

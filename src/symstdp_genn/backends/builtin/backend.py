@@ -84,7 +84,7 @@ class BuiltinBackend(Backend):
                         self.run_threads > 1 else None)
         #: where the split step's blocks start, moved towards the thread that waits
         self.balancer = EdgeBalancer(self.run_threads) if self.chooser else None
-        self._waits = np.zeros(MAX_STEP_THREADS)
+        self._busy = np.zeros(MAX_STEP_THREADS)
         source, self._layout, self._dynamic = generate(spec, profile=profile)
         self._profile_labels = profile_labels(spec) if profile else []
         #: the library's timers where this backend started: two backends of one network
@@ -180,12 +180,12 @@ class BuiltinBackend(Backend):
         self._lib.sim_run(self._pointers, self._dyn.ctypes.data, self.batch_size, int(steps),
                           self.step, None if mask is None else mask.ctypes.data, int(record),
                           threads, None if cut is None else cut.ctypes.data,
-                          self._waits.ctypes.data if split else None)
+                          self._busy.ctypes.data if split else None)
         seconds = time.perf_counter() - tic
         if self.chooser:
             self.chooser.record(key, threads, seconds / steps)
         if split and threads == self.balancer.threads:
-            self.balancer.record(seconds, self._waits)
+            self.balancer.record(self._busy)
         self.run_seconds += seconds
         self.step += int(steps)
 

@@ -166,9 +166,10 @@ static inline scalar rng_uniform(uint32_t *s) {{
    and merged back, in ascending order, at the end; the unused tail of a list is
    zero, so a saved state does not depend on the thread count. */
 static void run_lane(void **a, const scalar *dyn, int b, int steps, int64_t step0, int record,
-                     int tid, int nth, step_barrier *bar, const int32_t *cut, double *waits) {{
+                     int tid, int nth, step_barrier *bar, const int32_t *cut, double *busy) {{
     unsigned phase = 0;
     double waited = 0.0;
+    const double started = busy != NULL ? wall_seconds() : 0.0;
     const fp_mode mode = fp_mode_enter();
 {unpack}
 {dyn}
@@ -181,14 +182,17 @@ static void run_lane(void **a, const scalar *dyn, int b, int steps, int64_t step
 {neuron_phase}
     }}
 {merge}
-    if (waits != NULL) waits[tid] = waited;
+    /* this thread's own time, less its barrier waits: a thread that started late
+       (woken from sleep) is not charged for it */
+    if (busy != NULL) busy[tid] = wall_seconds() - started - waited;
     fp_mode_leave(mode);
 }}
 
 /* ``cut``: where a split step's blocks start (see part; NULL: equal blocks);
-   ``waits``: each thread's seconds at the barriers in this call (may be NULL). */
+   ``busy``: each thread's seconds of work in this call, barrier waits excluded
+   (may be NULL). */
 int sim_run(void **a, const scalar *dyn, int batch, int steps, int64_t step0,
-            const uint8_t *active, int record, int threads, const int32_t *cut, double *waits) {{
+            const uint8_t *active, int record, int threads, const int32_t *cut, double *busy) {{
     if (threads < 1) threads = 1;
     if (threads > {max_threads}) threads = {max_threads};
     if (batch == 1 && threads > 1) {{
@@ -198,7 +202,7 @@ int sim_run(void **a, const scalar *dyn, int batch, int steps, int64_t step0,
         {{
 #ifdef _OPENMP
             run_lane(a, dyn, 0, steps, step0, record, omp_get_thread_num(),
-                     omp_get_num_threads(), &bar, cut, waits);
+                     omp_get_num_threads(), &bar, cut, busy);
 #else
             run_lane(a, dyn, 0, steps, step0, record, 0, 1, &bar, NULL, NULL);
 #endif

@@ -97,41 +97,44 @@ CUT_ONE = 1 << 16
 class EdgeBalancer:
     """Where a split step's blocks start: moved towards the thread that waits.
 
-    The two virtual cores of the test machine are not equally fast (measured: thread 1's
-    half of the hidden update 4.5 against 4.0 ms per presentation on thread 0), and
-    thread 0 also owns the small output layer and its learning, so with equal blocks
-    one thread waited at every barrier (thread 0: 1.7 ms per 12.8 ms presentation).
+    The two virtual cores of the test machine are not always equally fast, and thread 0
+    also owns the small output layer and its learning, so with equal blocks one thread
+    waited at every barrier (thread 0: 1.7 ms of a 12.8 ms presentation, mnist-6400).
     After each split call the shares move part of the way towards making each thread's
-    busy time (wall time minus its barrier waits) equal. Block edges change no value
-    (see ``part`` in the C code), so this tunes speed only."""
+    busy time (its own time in the call minus its barrier waits) equal. Block edges
+    change no value (see ``part`` in the C code), so this tunes speed only. Plain
+    floats, not numpy: it runs twice per presentation, on a few numbers."""
 
     threads: int
     damping: float = 0.5
     #: no thread's share leaves [floor/threads, (2 - floor)/threads]
     floor: float = 0.5
-    shares: np.ndarray = field(init=False)
+    shares: list[float] = field(init=False)
+    #: what the C code reads: thread t's block starts at cut[t] / CUT_ONE
     cut: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        self.shares = np.full(self.threads, 1.0 / self.threads)
+        self.shares = [1.0 / self.threads] * self.threads
         self.cut = np.zeros(self.threads + 1, dtype=np.int32)
-        self._set_cut()
+        self.set_shares(self.shares)
 
-    def _set_cut(self) -> None:
-        edges = np.concatenate([[0.0], np.cumsum(self.shares)])
-        self.cut[:] = np.round(edges / edges[-1] * CUT_ONE).astype(np.int32)
+    def set_shares(self, shares: list[float]) -> None:
+        total = sum(shares)
+        self.shares = [x / total for x in shares]
+        edge = 0.0
+        for t, share in enumerate(self.shares):
+            self.cut[t] = round(edge * CUT_ONE)
+            edge += share
+        self.cut[self.threads] = CUT_ONE
 
-    def record(self, seconds: float, waits: np.ndarray) -> None:
-        """One split call: its wall time and each thread's seconds at the barriers."""
-        busy = seconds - np.asarray(waits[:self.threads], dtype=np.float64)
-        if seconds <= 0 or np.any(busy <= 0.05 * seconds):
-            return  # nothing to learn from (a call too short, or a thread that never ran)
+    def record(self, busy: list[float] | np.ndarray) -> None:
+        """One split call: each thread's seconds of work in it (barrier waits excluded)."""
+        busy = [float(x) for x in busy[:self.threads]]
+        if min(busy) <= 0.05 * max(busy):
+            return  # nothing to learn from (a thread that hardly ran)
         # a thread's share per busy second is its speed; equal busy times need shares
         # proportional to speed
-        target = self.shares / busy
-        target /= target.sum()
-        shares = self.shares + self.damping * (target - self.shares)
+        speed = [s / b for s, b in zip(self.shares, busy, strict=True)]
         lo, hi = self.floor / self.threads, (2.0 - self.floor) / self.threads
-        shares = np.clip(shares, lo, hi)
-        self.shares = shares / shares.sum()
-        self._set_cut()
+        self.set_shares([min(hi, max(lo, s + self.damping * (v / sum(speed) - s)))
+                         for s, v in zip(self.shares, speed, strict=True)])
