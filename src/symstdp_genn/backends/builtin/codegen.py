@@ -53,6 +53,9 @@ C_TYPES = {"scalar": "scalar", "float": "float", "double": "double"}
 
 #: most threads one lane's time step can be split across (size of the per-thread tables)
 MAX_STEP_THREADS = 64
+#: int32 entries between two threads' spike counts (64 bytes: no two threads write one
+#: cache line; shared, they bounced between the cores several times per step)
+COUNT_STRIDE = 16
 #: threads whose block timers a profiling build keeps
 PROFILED_THREADS = 4
 #: populations smaller than this are not split: one thread owns them (splitting ten
@@ -201,8 +204,10 @@ class _Generator:
             # thread t's at seg[part(n, t)], seg_count[t] of them
             self.c[f"{pop.name}.seg"] = self.array(
                 f"{pop.name}.seg", "int32_t", (n,), True, "scratch")
+            # one cache line per thread's count: every thread writes its own each step
             self.c[f"{pop.name}.seg_count"] = self.array(
-                f"{pop.name}.seg_count", "int32_t", (MAX_STEP_THREADS,), True, "scratch")
+                f"{pop.name}.seg_count", "int32_t", (MAX_STEP_THREADS * COUNT_STRIDE,), True,
+                "scratch")
             if self.uses_rng(pop):
                 # xoshiro128+ state: four words per neuron, stored word-major so
                 # the neuron loop reads them with unit stride
@@ -309,7 +314,7 @@ class _Generator:
         head = ("{\n    const int tt = tid;\n" if own
                 else "for (int tt = 0; tt < nth; tt++) {\n")
         return (head + f"    const int32_t *sp = {seg} + part({n}, tt, nth, cut);\n"
-                f"    for (int k = 0; k < {seg_count}[tt]; k++) {{\n"
+                f"    for (int k = 0; k < {seg_count}[tt * {COUNT_STRIDE}]; k++) {{\n"
                 f"        const int {index} = sp[k];\n{_indent(body, 2)}\n    }}\n}}\n")
 
     def synapse_update(self, proj: Projection, sizes: Mapping[str, int]) -> str:
@@ -347,7 +352,8 @@ class _Generator:
         return (
             f"// {proj.name}: presynaptic spikes of {proj.source}, all but self\n{targets}"
             f"scalar total = 0.0f;\nint any = 0;\n"
-            f"for (int tt = 0; tt < nth; tt++) any |= {c[proj.source + '.seg_count']}[tt] > 0;\n"
+            f"for (int tt = 0; tt < nth; tt++) "
+            f"any |= {c[proj.source + '.seg_count']}[tt * {COUNT_STRIDE}] > 0;\n"
             f"if (any) {{\n"
             f"{_indent(self.spike_loop(proj.source, 'i', collect), 1)}\n"
             f"    for (int j = jlo; j < jhi; j++) {{\n"
@@ -476,7 +482,7 @@ class _Generator:
                 lines.append(f"        {c[f'{pop.name}.{var}']}[i] = l_{var};")
         lines += store_wu
         lines.append("    }")
-        lines.append(f"    {seg_count}[tid] = nspk;")
+        lines.append(f"    {seg_count}[tid * {COUNT_STRIDE}] = nspk;")
         lines.append("}")
         return "\n".join(line for line in lines if line.strip())
 
@@ -562,13 +568,14 @@ class _Generator:
                 f" int m = 0;\n"
                 f"      for (int k = 0; k < {count}[0]; k++) {{ const int i = {spikes}[k];"
                 f" if (i >= lo && i < hi) {seg}[lo + m++] = i; }}\n"
-                f"      {seg_count}[tid] = m; }}")
+                f"      {seg_count}[tid * {COUNT_STRIDE}] = m; }}")
             merge.append(
                 f"    {{ const int lo = part({n}, tid, nth, cut); int off = 0;\n"
-                f"      for (int tt = 0; tt < tid; tt++) off += {seg_count}[tt];\n"
-                f"      for (int k = 0; k < {seg_count}[tid]; k++)"
+                f"      for (int tt = 0; tt < tid; tt++) off += {seg_count}[tt * {COUNT_STRIDE}];\n"
+                f"      for (int k = 0; k < {seg_count}[tid * {COUNT_STRIDE}]; k++)"
                 f" {spikes}[off + k] = {seg}[lo + k];\n"
-                f"      if (tid == nth - 1) {{ const int m = off + {seg_count}[tid];"
+                f"      if (tid == nth - 1) {{\n"
+                f"        const int m = off + {seg_count}[tid * {COUNT_STRIDE}];"
                 f" {count}[0] = m;\n"
                 f"        memset({spikes} + m, 0, sizeof(int32_t) * (size_t)({n} - m)); }} }}")
         return TEMPLATE.format(
