@@ -1,5 +1,5 @@
-"""Training: the driver (:mod:`.trainer`), its metrics log (:mod:`.metrics`) and how a
-run is asked to stop (:mod:`.stop`)."""
+"""Training: the driver (:mod:`.trainer`), its running accuracy (:mod:`.running`), its
+metrics log (:mod:`.metrics`) and how a run is asked to stop (:mod:`.stop`)."""
 
 from .metrics import MetricsLog
 from .stop import StopRequest, sigterm_as_interrupt
