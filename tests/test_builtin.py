@@ -18,7 +18,7 @@ import pytest
 from conftest import small_config
 
 from symstdp_genn.backends.builtin import BuiltinBackend, compiler
-from symstdp_genn.backends.builtin.codegen import substitute
+from symstdp_genn.backends.builtin.dialect import substitute
 from symstdp_genn.network import build_network
 
 f32 = np.float32
