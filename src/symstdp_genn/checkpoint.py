@@ -165,9 +165,8 @@ def _pin_theta_decay(meta: dict[str, Any], theta: np.ndarray) -> None:
     """A checkpoint written before ``network.theta_decay`` existed was trained with θ in
     float32: its config says so from now on, so that testing it reproduces its numbers
     and resuming it continues the same dynamics (the new default would be ``exact``)."""
-    network = meta.get("config", {}).get("network") if isinstance(meta.get("config"), dict) \
-        else None
-    if isinstance(network, dict) and "theta_decay" not in network and theta.dtype == np.float32:
+    network = _saved_network(meta)
+    if network is not None and "theta_decay" not in network and theta.dtype == np.float32:
         network["theta_decay"] = "float32"
 
 
@@ -175,10 +174,16 @@ def _pin_subnormals(meta: dict[str, Any]) -> None:
     """A checkpoint written before ``network.subnormals`` existed was trained with IEEE
     subnormals (``keep``, the key's first default; ``flush`` is today's): its config says
     so from now on, so that testing or resuming it reproduces what it did."""
-    network = meta.get("config", {}).get("network") if isinstance(meta.get("config"), dict) \
-        else None
-    if isinstance(network, dict) and "subnormals" not in network:
+    network = _saved_network(meta)
+    if network is not None and "subnormals" not in network:
         network["subnormals"] = "keep"
+
+
+def _saved_network(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``network`` section of the config saved in ``meta`` (None if there is none)."""
+    config = meta.get("config")
+    network = config.get("network") if isinstance(config, dict) else None
+    return network if isinstance(network, dict) else None
 
 
 def _first_bad(values: np.ndarray, bad: np.ndarray) -> str:

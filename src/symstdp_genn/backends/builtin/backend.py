@@ -204,7 +204,8 @@ class BuiltinBackend(Backend):
         # copyto broadcasts and converts (as asarray(values, dtype) would) in one step,
         # a few times faster than broadcast_to + assignment: it runs 4 times per sample
         np.copyto(self._arrays[self._key(target, var)], values, casting="unsafe")
-        self._weights_changed(target)
+        if var == WEIGHT_VAR:
+            self._weights_changed(target)
 
     def _weights_changed(self, projection: str | None = None) -> None:
         """Weights written from here: synaptic scaling must look at every column of

@@ -73,6 +73,11 @@ class ArraySpec:
     kind: str = "state"
 
 
+def count_at(seg_count: str, thread: str) -> str:
+    """C expression of ``thread``'s spike count in a population's ``seg_count`` array."""
+    return f"{seg_count}[{thread} * {COUNT_STRIDE}]"
+
+
 def _indent(code: str, level: int) -> str:
     pad = "    " * level
     lines = code.strip().splitlines()
@@ -248,7 +253,7 @@ class _Generator:
         head = ("{\n    const int tt = tid;\n" if own
                 else "for (int tt = 0; tt < nth; tt++) {\n")
         return (head + f"    const int32_t *sp = {seg} + part({n}, tt, nth, cut);\n"
-                f"    for (int k = 0; k < {seg_count}[tt * {COUNT_STRIDE}]; k++) {{\n"
+                f"    for (int k = 0; k < {count_at(seg_count, 'tt')}; k++) {{\n"
                 f"        const int {index} = sp[k];\n{_indent(body, 2)}\n    }}\n}}\n")
 
     def synapse_update(self, proj: Projection, sizes: Mapping[str, int]) -> str:
@@ -287,7 +292,7 @@ class _Generator:
             f"// {proj.name}: presynaptic spikes of {proj.source}, all but self\n{targets}"
             f"scalar total = 0.0f;\nint any = 0;\n"
             f"for (int tt = 0; tt < nth; tt++) "
-            f"any |= {c[proj.source + '.seg_count']}[tt * {COUNT_STRIDE}] > 0;\n"
+            f"any |= {count_at(c[proj.source + '.seg_count'], 'tt')} > 0;\n"
             f"if (any) {{\n"
             f"{_indent(self.spike_loop(proj.source, 'i', collect), 1)}\n"
             f"    for (int j = jlo; j < jhi; j++) {{\n"
@@ -416,7 +421,7 @@ class _Generator:
                 lines.append(f"        {c[f'{pop.name}.{var}']}[i] = l_{var};")
         lines += store_wu
         lines.append("    }")
-        lines.append(f"    {seg_count}[tid * {COUNT_STRIDE}] = nspk;")
+        lines.append(f"    {count_at(seg_count, 'tid')} = nspk;")
         lines.append("}")
         return "\n".join(line for line in lines if line.strip())
 
@@ -462,8 +467,9 @@ class _Generator:
         def call(n: int, text: str) -> str:
             if not profile:
                 return f"        {text}"
-            return (f"        {{ const double t0 = tid < PROF_THREADS ? prof_now() : 0.0; {text} "
-                    f"if (tid < PROF_THREADS) prof_seconds[tid][{n}] += prof_now() - t0; }}")
+            return (f"        {{ const double t0 = tid < PROF_THREADS ? wall_seconds() : 0.0; "
+                    f"{text} if (tid < PROF_THREADS) "
+                    f"prof_seconds[tid][{n}] += wall_seconds() - t0; }}")
 
         phases: list[list[str]] = []
         for blocks in (synapse_phase, neuron_phase):
@@ -502,14 +508,14 @@ class _Generator:
                 f" int m = 0;\n"
                 f"      for (int k = 0; k < {count}[0]; k++) {{ const int i = {spikes}[k];"
                 f" if (i >= lo && i < hi) {seg}[lo + m++] = i; }}\n"
-                f"      {seg_count}[tid * {COUNT_STRIDE}] = m; }}")
+                f"      {count_at(seg_count, 'tid')} = m; }}")
             merge.append(
                 f"    {{ const int lo = part({n}, tid, nth, cut); int off = 0;\n"
-                f"      for (int tt = 0; tt < tid; tt++) off += {seg_count}[tt * {COUNT_STRIDE}];\n"
-                f"      for (int k = 0; k < {seg_count}[tid * {COUNT_STRIDE}]; k++)"
+                f"      for (int tt = 0; tt < tid; tt++) off += {count_at(seg_count, 'tt')};\n"
+                f"      for (int k = 0; k < {count_at(seg_count, 'tid')}; k++)"
                 f" {spikes}[off + k] = {seg}[lo + k];\n"
                 f"      if (tid == nth - 1) {{\n"
-                f"        const int m = off + {seg_count}[tid * {COUNT_STRIDE}];"
+                f"        const int m = off + {count_at(seg_count, 'tid')};"
                 f" {count}[0] = m;\n"
                 f"        memset({spikes} + m, 0, sizeof(int32_t) * (size_t)({n} - m)); }} }}")
         return TEMPLATE.format(

@@ -10,13 +10,7 @@ barrier of a split time step, the entry points ``sim_run`` and
 PROFILE = """
 /* profiling build: seconds per block, measured on each of the first PROF_THREADS
    threads (a thread's waits for the others show as the barriers' time) */
-#include <time.h>
 static double prof_seconds[PROF_THREADS][PROF_N];
-static double prof_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 int profile_read(int thread, double *out, int n) {
     if (thread < 0 || thread >= PROF_THREADS) return 0;
     for (int k = 0; k < n && k < PROF_N; k++) out[k] = prof_seconds[thread][k];
@@ -59,6 +53,12 @@ static inline int part(int n, int t, int nth, const int32_t *cut) {{
     if (t >= nth) return n;
     const int64_t at = cut != NULL ? ((int64_t)n * cut[t]) >> 16 : ((int64_t)n * t) / nth;
     return (int)(at & ~(int64_t)15);
+}}
+/* the one clock: a split step's busy times, and a profiling build's block timers */
+static double wall_seconds(void) {{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }}
 {profile}
 /* The floating-point mode of a run, set and restored per thread (the mode register is
@@ -112,11 +112,6 @@ static void barrier_wait(step_barrier *bar, unsigned *phase, int nth) {{
         else __builtin_ia32_pause();
 #endif
     }}
-}}
-static double wall_seconds(void) {{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }}
 /* a split step's barrier, timed: the waits tell the backend where to move the edges */
 #define BARRIER() do {{ if (nth > 1) {{ const double w0 = wall_seconds(); \
@@ -274,7 +269,7 @@ void normalize_columns(scalar *g, uint8_t *changed, double *column_sum, int npre
         scalar factor[w > 0 ? w : 1];
         int runs[2 * (w / 16 + 1)];
         /* 1. sums: changed columns summed again (row order), the others as kept */
-        for (int j = 0; j < w; j++) sums[j] = mark[j] ? 0.0 : kept[j];
+        for (int j = 0; j < w; j++) sums[j] = kept[j];
         int n = scaling_runs(mark, NULL, w, runs);
         for (int r = 0; r < n; r++)  /* a run's unchanged columns are summed again too */
             for (int j = runs[2 * r]; j < runs[2 * r + 1]; j++) sums[j] = 0.0;
