@@ -46,6 +46,7 @@ from symstdp_genn.data import load_dataset  # noqa: E402
 from symstdp_genn.training import Trainer  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from host_capacity import HostCapacity  # noqa: E402
 from speed import test_speed  # noqa: E402
 
 BATCHES = {"builtin": (1, 8, 16), "genn-cpu": (1,), "genn-cuda": (1, 16, 64, 256)}
@@ -71,6 +72,8 @@ class Variant:
     scaling: list[float] = field(default_factory=list)
     tests: dict[int, list[float]] = field(default_factory=dict)
     loads: list[float] = field(default_factory=list)
+    #: the host's capacity probe (host_capacity.py) right before each training run
+    capacity: list[float] = field(default_factory=list)
     build_s: float = 0.0
 
     @property
@@ -122,11 +125,19 @@ def train_rate(preset: str, backend: str, threads: int | None, n: int, data,
 
 
 def measure(preset: str, variants: list[Variant], n_train: int, n_test: int, repeats: int,
-            data) -> None:
-    """Every variant once per repeat, interleaved; numbers appended to the variants."""
+            data, probe: HostCapacity | None) -> None:
+    """Every variant once per repeat, interleaved; numbers appended to the variants. A
+    builtin variant on several threads first probes what the host gives that many
+    threads at the moment (the split step cannot beat it)."""
     for rep in range(repeats):
         for v in variants:
             load = load_now()
+            host = ""
+            if probe is not None and v.backend == "builtin" and (v.threads or 1) > 1:
+                capacity = probe.measure()
+                if capacity is not None:
+                    v.capacity.append(capacity)
+                    host = f" | host capacity {capacity:.2f}"
             tr = train_rate(preset, v.backend, v.threads, n_train, data, v.sets)
             v.build_s = max(v.build_s, float(tr["build_s"]))
             v.train.append(float(tr["samples_per_s"]))
@@ -138,7 +149,7 @@ def measure(preset: str, variants: list[Variant], n_train: int, n_test: int, rep
             v.loads.append((load + load_now()) / 2)
             detail = ", ".join(f"batch {b}: {r[-1]:.0f}/s" for b, r in v.tests.items())
             print(f"  [{rep + 1}/{repeats}] {preset:11s} {v.name:28s} train "
-                  f"{v.train[-1]:7.1f} samples/s | test {detail} | load {v.loads[-1]:.2f}",
+                  f"{v.train[-1]:7.1f} samples/s | test {detail} | load {v.loads[-1]:.2f}{host}",
                   flush=True)
 
 
@@ -166,6 +177,7 @@ def main() -> None:
     load_before = os.getloadavg()
     print(f"{os.cpu_count()} cores, {available_cores()} usable; load average "
           f"{', '.join(f'{x:.2f}' for x in load_before)} (1, 5, 15 min) before the run")
+    probe = HostCapacity(n_threads) if n_threads > 1 and "builtin" in backends else None
     results: dict[str, list[Variant]] = {}
     for preset in args.presets:
         n_hidden = load_config(preset).network.n_hidden
@@ -181,16 +193,17 @@ def main() -> None:
                 variants.append(Variant(backend, None, (KEEP,) if backend == "genn-cpu" else ()))
         print(f"{preset}: {n_train} training and {n_test} test samples per run, "
               f"{args.repeats} runs")
-        measure(preset, variants, n_train, n_test, args.repeats, data)
+        measure(preset, variants, n_train, n_test, args.repeats, data, probe)
         results[preset] = variants
 
     print()
     print(f"Medians of {args.repeats} runs; load = mean 1-min load average while measuring "
-          f"({os.cpu_count()} cores).")
+          f"({os.cpu_count()} cores); host capacity = what {n_threads} independent threads did "
+          "against one just before each split-step run (host_capacity.py).")
     print()
     print("| preset | variant | train samples/s | × threads=1 | scaling share | "
-          "test samples/s by batch | best test | × threads=1 | load |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "test samples/s by batch | best test | × threads=1 | load | host capacity |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for preset, variants in results.items():
         for v in variants:
             # against threads=1 of the same arithmetic (GeNN: the default's threads=1)
@@ -205,7 +218,8 @@ def main() -> None:
                   f"{train / statistics.median(base.train):.2f} | "
                   f"{100 * statistics.median(v.scaling):.1f} % | {by_batch} | "
                   f"{tests[best]:.0f} (batch {best}) | {tests[best] / base_test:.2f} | "
-                  f"{statistics.mean(v.loads):.2f} |")
+                  f"{statistics.mean(v.loads):.2f} | "
+                  f"{f'{statistics.median(v.capacity):.2f}' if v.capacity else '–'} |")
     print()
     for sets in ((), (KEEP,)):
         label = " with " + ", ".join(sets) if sets else " (the default, subnormals flushed)"
@@ -229,6 +243,10 @@ def main() -> None:
             print(f"  mnist-6400 train {many[-1].name} / builtin threads=1: {ratio:.2f}× "
                   f"(target ≥ {TARGET_SPEEDUP}×) "
                   f"{'met' if ratio >= TARGET_SPEEDUP else 'NOT met'}")
+            if many[-1].capacity:
+                print(f"    the host's capacity on {n_threads} threads beside those runs: "
+                      + ", ".join(f"{c:.2f}" for c in many[-1].capacity)
+                      + f" (host_capacity.py: {n_threads} = whole cores, 1 = one core's worth)")
     print(f"load average after the run: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
