@@ -72,7 +72,8 @@ class Variant:
     scaling: list[float] = field(default_factory=list)
     tests: dict[int, list[float]] = field(default_factory=dict)
     loads: list[float] = field(default_factory=list)
-    #: the host's capacity probe (host_capacity.py) right before each training run
+    #: the host's capacity probe (host_capacity.py) around each training run: the mean
+    #: of one probe right before and one right after it
     capacity: list[float] = field(default_factory=list)
     build_s: float = 0.0
 
@@ -132,13 +133,14 @@ def measure(preset: str, variants: list[Variant], n_train: int, n_test: int, rep
     for rep in range(repeats):
         for v in variants:
             load = load_now()
-            host = ""
-            if probe is not None and v.backend == "builtin" and (v.threads or 1) > 1:
-                capacity = probe.measure()
-                if capacity is not None:
-                    v.capacity.append(capacity)
-                    host = f" | host capacity {capacity:.2f}"
+            probed = probe is not None and v.backend == "builtin" and (v.threads or 1) > 1
+            before = probe.measure() if probed else None
             tr = train_rate(preset, v.backend, v.threads, n_train, data, v.sets)
+            after = probe.measure() if probed else None
+            host = ""
+            if before is not None and after is not None:
+                v.capacity.append((before + after) / 2)
+                host = f" | host capacity {before:.2f} before, {after:.2f} after training"
             v.build_s = max(v.build_s, float(tr["build_s"]))
             v.train.append(float(tr["samples_per_s"]))
             v.scaling.append(float(tr["normalize_share"]))
@@ -199,7 +201,8 @@ def main() -> None:
     print()
     print(f"Medians of {args.repeats} runs; load = mean 1-min load average while measuring "
           f"({os.cpu_count()} cores); host capacity = what {n_threads} independent threads did "
-          "against one just before each split-step run (host_capacity.py).")
+          "against one, around each split-step training run (host_capacity.py: the mean of a "
+          "probe before and one after).")
     print()
     print("| preset | variant | train samples/s | × threads=1 | scaling share | "
           "test samples/s by batch | best test | × threads=1 | load | host capacity |")
