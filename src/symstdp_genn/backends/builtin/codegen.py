@@ -224,13 +224,15 @@ class _Generator:
                           else f"{c[f'{proj.name}.{var}']}[i]")
         return names
 
-    def synapse_code(self, proj: Projection, code: str, npost: int) -> str:
+    def synapse_code(self, proj: Projection, code: str, npost: int,
+                     mark: str | None = None) -> str:
         """Per-synapse ``code`` of a dense projection at (i, j), its synapse variables in
         locals that are stored back only where their bits changed. Learning leaves most
         weights as they were (a weight plus η times a trace that has decayed to zero is
         the same weight), so untouched cache lines stay clean, and a changed weight marks
         its column for the next synaptic scaling, which then leaves the other columns
-        alone. Comparing bits (not values) keeps −0 and NaN exact."""
+        alone (``mark``: the statement that does so, if not the plain store). Comparing
+        bits (not values) keeps −0 and NaN exact."""
         wu, c = proj.weight_update, self.c
         index = f"(size_t)i * {npost} + j"
         ctype = {a.key: a.ctype for a in self.arrays}
@@ -238,23 +240,26 @@ class _Generator:
         for var, _ in wu.vars:
             arr = c[f"{proj.name}.{var}"]
             load.append(f"{ctype[f'{proj.name}.{var}']} ls_{var} = {arr}[{index}];")
-            mark = (f" {c[f'{proj.name}.changed']}[j] = 1;"
-                    if var == WEIGHT_VAR and self.scaled(proj) else "")
+            marks = (f" {mark or c[f'{proj.name}.changed'] + '[j] = 1;'}"
+                     if var == WEIGHT_VAR and self.scaled(proj) else "")
             store.append(f"if (!same_bits(ls_{var}, {arr}[{index}])) "
-                         f"{{ {arr}[{index}] = ls_{var};{mark} }}")
+                         f"{{ {arr}[{index}] = ls_{var};{marks} }}")
         return "\n".join([*load, code, *store])
 
-    def spike_loop(self, pop: str, index: str, body: str, own: bool = False) -> str:
+    def spike_loop(self, pop: str, index: str, body: str, own: bool = False,
+                   tag: str = "") -> str:
         """Run ``body`` for each spike of ``pop`` in the previous step, with the neuron's
         index in ``index``: every thread's segment in thread order (ascending neurons, as
-        one thread makes the list), or with ``own`` only the calling thread's."""
+        one thread makes the list), or with ``own`` only the calling thread's. ``tag``
+        suffixes the loop's own names, for a spike loop inside another."""
         n = self.sizes[pop]
         seg, seg_count = self.c[f"{pop}.seg"], self.c[f"{pop}.seg_count"]
-        head = ("{\n    const int tt = tid;\n" if own
-                else "for (int tt = 0; tt < nth; tt++) {\n")
-        return (head + f"    const int32_t *sp = {seg} + part({n}, tt, nth, cut);\n"
-                f"    for (int k = 0; k < {count_at(seg_count, 'tt')}; k++) {{\n"
-                f"        const int {index} = sp[k];\n{_indent(body, 2)}\n    }}\n}}\n")
+        tt, sp, k = f"tt{tag}", f"sp{tag}", f"k{tag}"
+        head = (f"{{\n    const int {tt} = tid;\n" if own
+                else f"for (int {tt} = 0; {tt} < nth; {tt}++) {{\n")
+        return (head + f"    const int32_t *{sp} = {seg} + part({n}, {tt}, nth, cut);\n"
+                f"    for (int {k} = 0; {k} < {count_at(seg_count, tt)}; {k}++) {{\n"
+                f"        const int {index} = {sp}[{k}];\n{_indent(body, 2)}\n    }}\n}}\n")
 
     def synapse_update(self, proj: Projection, sizes: Mapping[str, int]) -> str:
         """Delivery (and presynaptic learning) of the source's spikes; a thread handles
@@ -302,18 +307,61 @@ class _Generator:
 
     def postsynaptic_learning(self, proj: Projection, sizes: Mapping[str, int]) -> str:
         """Learning on the target's spikes: each thread handles its own targets' spikes,
-        i.e. its own weight columns."""
+        i.e. its own weight columns; or, for a small target that thread 0 owns whole fed
+        by a split source, every thread its own rows (:meth:`row_split_learning`)."""
         wu = proj.weight_update
         if not wu.post_spike_syn_code.strip():
             return ""
         npre, npost = sizes[proj.source], sizes[proj.target]
         body = self.sub(wu.post_spike_syn_code, self.synapse_names(proj, npost))
         title = f"// {proj.name}: postsynaptic learning for spikes of {proj.target}\n"
+        if proj.connectivity == "dense" and npost < MIN_SPLIT_NEURONS <= npre:
+            return self.row_split_learning(proj, body, npre, npost)
         if proj.connectivity == "dense":
             body = self.synapse_code(proj, body, npost)
             loop = f"for (int i = 0; i < {npre}; i++) {{\n{_indent(body, 1)}\n}}"
             return title + self.spike_loop(proj.target, "j", loop, own=True)
         return title + self.spike_loop(proj.target, "j", f"const int i = j;\n{body}", own=True)
+
+    def row_split_learning(self, proj: Projection, body: str, npre: int, npost: int) -> str:
+        """Postsynaptic learning of a target too small to split (thread 0 owns it) from a
+        split source: each target spike's column is updated by every thread over its own
+        block of source rows. By columns, thread 0 alone read every source neuron's
+        presynaptic trace for every target spike, half of them just written by the other
+        thread (mnist-6400: 6 400 traces for each of ~64 output spikes per presentation,
+        ~13 000 cache lines moved between the cores and back, and 0.5 ms of work on
+        thread 0 alone). Rows of the previous step's source spikes are the exception:
+        thread 0's presynaptic block of this projection updates those rows in the same
+        phase, so thread 0 also updates them here, after it, as one thread would (pre
+        before post for every synapse). No synapse is updated by two threads, and each
+        is updated by the same operations in the same order as on one thread."""
+        c = self.c
+        seg, seg_count = c[f"{proj.source}.seg"], c[f"{proj.source}.seg_count"]
+        changed = c.get(f"{proj.name}.changed")
+        body = self.synapse_code(proj, body, npost, mark="col_changed = 1;")
+        rows = (
+            f"const int ilo = part({npre}, tid, nth, cut), ihi = part({npre}, tid + 1, nth, cut);\n"
+            f"const int32_t *own = {seg} + ilo;\n"
+            f"const int nown = {count_at(seg_count, 'tid')};\n")
+        per_spike = (
+            "int col_changed = 0;\n"
+            "(void)col_changed;\n"
+            "/* this thread's rows, in runs between its source spikes (ascending) */\n"
+            "int start = ilo;\n"
+            "for (int r = 0; r <= nown; r++) {\n"
+            "    const int stop = r < nown ? own[r] : ihi;\n"
+            f"    for (int i = start; i < stop; i++) {{\n{_indent(body, 2)}\n    }}\n"
+            "    start = stop + 1;\n"
+            "}\n"
+            "/* the source spikes' rows: thread 0's, after its presynaptic update of them */\n"
+            "if (tid == 0) {\n"
+            f"{_indent(self.spike_loop(proj.source, 'i', body, tag='_src'), 1)}\n"
+            "}\n")
+        if changed is not None:
+            per_spike += (f"if (col_changed) __atomic_store_n(&{changed}[j], (uint8_t)1, "
+                          "__ATOMIC_RELAXED);\n")
+        return (f"// {proj.name}: postsynaptic learning for spikes of {proj.target}, by "
+                f"source rows\n{rows}" + self.spike_loop(proj.target, "j", per_spike))
 
     def neuron_update(self, pop: Population) -> str:
         c, m = self.c, pop.model
