@@ -20,7 +20,6 @@ from symstdp_genn import cli
 from symstdp_genn.backends.builtin import BuiltinBackend
 from symstdp_genn.backends.builtin.backend import (
     NORMALIZE_THREADS_MIN_WEIGHTS,
-    STEP_THREADS_MIN_NEURONS,
     available_cores,
 )
 from symstdp_genn.backends.builtin.codegen import MIN_SPLIT_NEURONS, profile_labels
@@ -31,8 +30,9 @@ from symstdp_genn.network import build_network
 from symstdp_genn.training import Trainer
 
 #: the smallest hidden layer that takes the threaded time step (784 inputs, hidden and
-#: inhibitory layers of THREADED each, 10 outputs)
-THREADED = -(-(STEP_THREADS_MIN_NEURONS - 794) // 2)
+#: inhibitory layers of THREADED each, 10 outputs: only the hidden and inhibitory layers
+#: are split)
+THREADED = MIN_SPLIT_NEURONS
 
 
 def busy_backend(threads: int, n_hidden: int = THREADED, steps: int = 60,
@@ -198,8 +198,8 @@ def test_threaded_training_checkpoint_is_byte_identical_to_one_thread(tmp_path: 
 
 
 def test_small_populations_are_not_split() -> None:
-    # ten output neurons stay with one thread; the hidden layer is split
-    assert 10 < MIN_SPLIT_NEURONS <= THREADED
+    # ten outputs and 784 inputs stay with one thread; the hidden layer is split
+    assert 784 < MIN_SPLIT_NEURONS <= THREADED
 
 
 def test_profile_build_times_every_block_and_both_barriers() -> None:

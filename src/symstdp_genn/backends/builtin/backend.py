@@ -4,10 +4,10 @@ Python owns every array (numpy); the C library gets a table of pointers and runs
 a whole presentation per call, so Python's cost is per sample, not per step.
 
 Threads: several lanes run in parallel (one thread per lane); a single lane
-(training) splits each time step across threads once the network is large
-enough for that to pay (:data:`STEP_THREADS_MIN_NEURONS`), and only while that
-measures faster than one thread (:mod:`.threads`). Results are byte-identical
-for any thread count (see :mod:`.codegen`).
+(training) splits each time step across threads once a population is large enough
+to be cut into per-thread blocks (:data:`~.codegen.MIN_SPLIT_NEURONS`), and only
+while that measures faster than one thread (:mod:`.threads`). Results are
+byte-identical for any thread count (see :mod:`.codegen`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,14 @@ import numpy as np
 
 from ...network import NetworkSpec
 from ..base import WEIGHT_VAR, Backend, lane_values
-from .codegen import MAX_STEP_THREADS, PROFILED_THREADS, ArraySpec, generate, profile_labels
+from .codegen import (
+    MAX_STEP_THREADS,
+    MIN_SPLIT_NEURONS,
+    PROFILED_THREADS,
+    ArraySpec,
+    generate,
+    profile_labels,
+)
 from .compiler import compile_library
 from .threads import EdgeBalancer, ThreadChooser
 
@@ -30,12 +37,6 @@ from .threads import EdgeBalancer, ThreadChooser
 _NP_TYPES = {"scalar": np.float32, "float": np.float32, "double": np.float64,
              "int32_t": np.int32, "uint32_t": np.uint32, "uint8_t": np.uint8}
 
-#: a single lane splits its time step across threads only when the network has at
-#: least this many neurons (mnist-400 has 1 594, mnist-100 994): below it a step is
-#: about a microsecond of work, too little to split, and the ThreadChooser's probes of
-#: the split would cost more than it can save (per-step costs by size:
-#: benchmarks/README.md, profile_builtin.py --sizes)
-STEP_THREADS_MIN_NEURONS = 1500
 #: every array starts on a cache line: numpy's 16-byte alignment left the 64-byte vector
 #: loads of the neuron loops straddling two lines each
 ALIGN_BYTES = 64
@@ -75,10 +76,12 @@ class BuiltinBackend(Backend):
         if spec.precision != "float":
             raise ValueError("the builtin backend compiles single precision only")
         self.threads = max(1, min(threads or available_cores(), MAX_STEP_THREADS))
-        neurons = sum(p.size for p in spec.populations)
-        #: most threads per run call: one per lane, or a split step for one large lane
+        largest = max(p.size for p in spec.populations)
+        #: most threads per run call: one per lane, or a split step for one lane with a
+        #: population large enough to split (mnist-1600 up; below, a thread would only
+        #: wait at the barriers)
         self.run_threads = (min(self.threads, batch_size) if batch_size > 1 else
-                            self.threads if neurons >= STEP_THREADS_MIN_NEURONS else 1)
+                            self.threads if largest >= MIN_SPLIT_NEURONS else 1)
         #: a split step runs on whichever of 1 and run_threads threads measures faster
         self.chooser = (ThreadChooser(self.run_threads) if batch_size == 1 and
                         self.run_threads > 1 else None)

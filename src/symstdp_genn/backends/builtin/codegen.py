@@ -51,9 +51,13 @@ MAX_STEP_THREADS = 64
 COUNT_STRIDE = 16
 #: threads whose block timers a profiling build keeps
 PROFILED_THREADS = 4
-#: populations smaller than this are not split: one thread owns them (splitting ten
-#: output neurons would only make two threads write the same cache lines)
-MIN_SPLIT_NEURONS = 256
+#: populations smaller than this are not split: thread 0 owns them. A block edge costs
+#: cache lines moved between the cores every step (the lines at the edge, and those the
+#: other core's prefetchers fetch past it), which a small population's work does not
+#: repay: with the 784 inputs left whole, mnist-6400 trained 3–10 % faster on two threads
+#: (interleaved A/B, training presentations), and mnist-400 (400 hidden) trained faster
+#: on one thread than on a split step in four benchmark runs out of four
+MIN_SPLIT_NEURONS = 1024
 
 @dataclass(frozen=True)
 class ArraySpec:
