@@ -8,7 +8,9 @@ With several threads, thread 0's waits for the others show as the barriers' time
 
 ``--sizes`` instead measures where a split time step starts to pay: microseconds per
 simulated step (input on, plasticity on, no Python in between) for each hidden-layer
-size, one thread against the split step forced on N threads, interleaved.
+size, one thread against the split step forced on N threads, interleaved. Below
+``MIN_SPLIT_NEURONS`` hidden neurons nothing is split, and the N-thread column shows
+what the barriers alone cost.
 
     python benchmarks/profile_builtin.py --preset mnist-6400 --samples 40 --threads 1 2
     python benchmarks/profile_builtin.py --sizes 100 200 400 800 1600 3200 --threads 1 2
