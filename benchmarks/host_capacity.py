@@ -13,11 +13,13 @@ the 2-core test machine: mnist-6400 training on 2 threads at 50 samples/s with t
 threads' work each as long as a whole one-thread presentation, and at 97 samples/s a
 few minutes later, same build).
 
-    python benchmarks/host_capacity.py            # five probes, ~0.5 s each
+    python benchmarks/host_capacity.py                  # five probes, ~0.5 s each
+    python benchmarks/host_capacity.py --sustained 10   # 10 s alone, 10 s all busy
 """
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import statistics
 import sys
@@ -66,6 +68,34 @@ double capacity_kernel(float *buf, int n, long reps, int threads) {
     const double wall = now() - t0;
     return ran == threads ? wall : -1.0;
 }
+/* every thread (of ``threads``) passes over its own floats for ``seconds``; done[t] gets
+   thread t's passes; returns the wall time, or -1 when fewer threads than asked ran */
+double sustained_kernel(float *buf, int n, double seconds, int threads, double *done) {
+    int ran = 1;
+    const double t0 = now();
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+#ifdef _OPENMP
+        const int t = omp_get_thread_num();
+#pragma omp single
+        ran = omp_get_num_threads();
+#else
+        const int t = 0;
+#endif
+        float *a = buf + (size_t)t * (size_t)n;
+        double passes = 0.0;
+        while (now() - t0 < seconds) {
+            for (int r = 0; r < 100; r++) {
+                for (int i = 0; i < n; i++) a[i] = a[i] * 0.999f + 0.001f;
+                __asm__ volatile("" : : "r"(a) : "memory");
+            }
+            passes += 100.0;
+        }
+        done[t] = passes;
+    }
+    const double wall = now() - t0;
+    return ran == threads ? wall : -1.0;
+}
 """
 
 
@@ -78,6 +108,9 @@ class HostCapacity:
         self._lib.capacity_kernel.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long,
                                               ctypes.c_int]
         self._lib.capacity_kernel.restype = ctypes.c_double
+        self._lib.sustained_kernel.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_double,
+                                               ctypes.c_int, ctypes.c_void_p]
+        self._lib.sustained_kernel.restype = ctypes.c_double
         self._buf = (ctypes.c_float * (WORDS * self.threads))(*([1.0] * WORDS * self.threads))
         self.reps = self._calibrate()
 
@@ -102,10 +135,37 @@ class HostCapacity:
         return self.threads * one / many
 
 
+    def sustained(self, seconds: float) -> list[float] | None:
+        """Each thread's work rate over ``seconds`` with all of them busy, as a fraction
+        of one thread's rate over ``seconds`` alone just before: a short probe can catch
+        a host that gives both cores for a moment but not for a whole training run."""
+        done = (ctypes.c_double * self.threads)()
+        one = self._lib.sustained_kernel(self._buf, WORDS, seconds, 1, done)
+        alone = done[0] / one
+        many = self._lib.sustained_kernel(self._buf, WORDS, seconds, self.threads, done)
+        if one <= 0 or many <= 0:
+            return None
+        return [done[t] / many / alone for t in range(self.threads)]
+
+
 def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sustained", type=float, default=0.0, metavar="SECONDS",
+                   help="instead: one thread alone, then every thread busy, for SECONDS "
+                        "each; prints each thread's share of a whole core")
+    args = p.parse_args()
     probe = HostCapacity()
     if probe.threads < 2:
         print("one core usable: nothing to compare")
+        return
+    if args.sustained > 0:
+        shares = probe.sustained(args.sustained)
+        if shares is None:
+            print("the probe's threads did not all run (compiled without OpenMP?)")
+            sys.exit(2)
+        print(f"over {args.sustained:g} s with {probe.threads} threads busy, each thread did "
+              + ", ".join(f"{x:.2f}" for x in shares)
+              + f" of one thread's work alone (sum {sum(shares):.2f})")
         return
     values = [probe.measure() for _ in range(5)]
     if any(v is None for v in values):

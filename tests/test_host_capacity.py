@@ -40,3 +40,12 @@ def test_two_threads_both_run_and_give_a_ratio() -> None:
     # two threads did twice the work in some time: their ratio is positive and cannot
     # reach twice the thread count without the one-thread run being grossly slow
     assert ratio is not None and 0.0 < ratio < 4.0
+
+
+@pytest.mark.skipif(not compiler._openmp_flags(compiler.find_compiler()),
+                    reason="the C compiler has no OpenMP: one thread only")
+def test_sustained_probe_gives_each_thread_a_share_of_a_core() -> None:
+    shares = host_capacity.HostCapacity(threads=2).sustained(0.05)
+    assert shares is not None and len(shares) == 2
+    # each thread worked, and none did more than a few times one thread's rate alone
+    assert all(0.0 < x < 4.0 for x in shares)
