@@ -45,9 +45,12 @@ static double now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
-/* ``reps`` passes over each thread's own ``n`` floats on ``threads`` threads at once;
-   returns the wall time (seconds), or -1 when fewer threads than asked ran */
-double capacity_kernel(float *buf, int n, long reps, int threads) {
+/* passes over each thread's own ``n`` floats on ``threads`` threads at once: ``reps``
+   of them, or (``seconds`` > 0) as many as fit in ``seconds``; done[t] gets thread t's
+   count (``done`` may be NULL); returns the wall time (seconds), or -1 when fewer
+   threads than asked ran */
+double capacity_kernel(float *buf, int n, long reps, double seconds, int threads,
+                       double *done) {
     int ran = 1;
     const double t0 = now();
 #pragma omp parallel num_threads(threads) if (threads > 1)
@@ -60,38 +63,16 @@ double capacity_kernel(float *buf, int n, long reps, int threads) {
         const int t = 0;
 #endif
         float *a = buf + (size_t)t * (size_t)n;
-        for (long r = 0; r < reps; r++) {
-            for (int i = 0; i < n; i++) a[i] = a[i] * 0.999f + 0.001f;
-            __asm__ volatile("" : : "r"(a) : "memory");
-        }
-    }
-    const double wall = now() - t0;
-    return ran == threads ? wall : -1.0;
-}
-/* every thread (of ``threads``) passes over its own floats for ``seconds``; done[t] gets
-   thread t's passes; returns the wall time, or -1 when fewer threads than asked ran */
-double sustained_kernel(float *buf, int n, double seconds, int threads, double *done) {
-    int ran = 1;
-    const double t0 = now();
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-#ifdef _OPENMP
-        const int t = omp_get_thread_num();
-#pragma omp single
-        ran = omp_get_num_threads();
-#else
-        const int t = 0;
-#endif
-        float *a = buf + (size_t)t * (size_t)n;
-        double passes = 0.0;
-        while (now() - t0 < seconds) {
-            for (int r = 0; r < 100; r++) {
+        long passes = 0;
+        while (seconds > 0.0 ? now() - t0 < seconds : passes < reps) {
+            const long chunk = seconds > 0.0 ? 100 : reps;
+            for (long r = 0; r < chunk; r++) {
                 for (int i = 0; i < n; i++) a[i] = a[i] * 0.999f + 0.001f;
                 __asm__ volatile("" : : "r"(a) : "memory");
             }
-            passes += 100.0;
+            passes += chunk;
         }
-        done[t] = passes;
+        if (done != NULL) done[t] = (double)passes;
     }
     const double wall = now() - t0;
     return ran == threads ? wall : -1.0;
@@ -106,16 +87,13 @@ class HostCapacity:
         self.threads = threads or available_cores()
         self._lib = ctypes.CDLL(str(compile_library(SOURCE, "host_capacity")))
         self._lib.capacity_kernel.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long,
-                                              ctypes.c_int]
+                                              ctypes.c_double, ctypes.c_int, ctypes.c_void_p]
         self._lib.capacity_kernel.restype = ctypes.c_double
-        self._lib.sustained_kernel.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_double,
-                                               ctypes.c_int, ctypes.c_void_p]
-        self._lib.sustained_kernel.restype = ctypes.c_double
         self._buf = (ctypes.c_float * (WORDS * self.threads))(*([1.0] * WORDS * self.threads))
         self.reps = self._calibrate()
 
     def _run(self, threads: int, reps: int) -> float:
-        return self._lib.capacity_kernel(self._buf, WORDS, reps, threads)
+        return self._lib.capacity_kernel(self._buf, WORDS, reps, 0.0, threads, None)
 
     def _calibrate(self, seconds: float = 0.1) -> int:
         reps = 1000
@@ -140,9 +118,9 @@ class HostCapacity:
         of one thread's rate over ``seconds`` alone just before: a short probe can catch
         a host that gives both cores for a moment but not for a whole training run."""
         done = (ctypes.c_double * self.threads)()
-        one = self._lib.sustained_kernel(self._buf, WORDS, seconds, 1, done)
+        one = self._lib.capacity_kernel(self._buf, WORDS, 0, seconds, 1, done)
         alone = done[0] / one
-        many = self._lib.sustained_kernel(self._buf, WORDS, seconds, self.threads, done)
+        many = self._lib.capacity_kernel(self._buf, WORDS, 0, seconds, self.threads, done)
         if one <= 0 or many <= 0:
             return None
         return [done[t] / many / alone for t in range(self.threads)]
