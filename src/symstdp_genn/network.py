@@ -33,6 +33,9 @@ HIDDEN_TO_INHIBITORY = "hidden_to_inhibitory"
 INHIBITORY_TO_HIDDEN = "inhibitory_to_hidden"
 HIDDEN_TO_OUTPUT = "hidden_to_output"
 PLASTIC_PROJECTIONS = (INPUT_TO_HIDDEN, HIDDEN_TO_OUTPUT)
+#: the per-synapse variable that holds a projection's weights: what synaptic scaling
+#: rescales and the backends' ``get_weights`` / ``set_weights`` address
+WEIGHT_VAR = "g"
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,13 @@ class Projection:
     pre_var_init: Mapping[str, float] = field(default_factory=dict)
     post_var_init: Mapping[str, float] = field(default_factory=dict)
     dynamic_params: tuple[str, ...] = ()
+
+    @property
+    def scalable(self) -> bool:
+        """Whether synaptic scaling can apply: dense connectivity with per-synapse
+        weights (``WEIGHT_VAR``), whose columns are the targets' incoming weights."""
+        return self.connectivity == "dense" and any(
+            v == WEIGHT_VAR for v, _ in self.weight_update.vars)
 
 
 @dataclass(frozen=True)

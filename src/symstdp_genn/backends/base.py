@@ -12,11 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..network import NetworkSpec
-
-#: the per-synapse variable that holds a projection's weights: what :meth:`Backend.normalize`
-#: rescales and :meth:`Backend.get_weights` / :meth:`Backend.set_weights` address
-WEIGHT_VAR = "g"
+from ..network import WEIGHT_VAR, NetworkSpec
 
 
 def lane_values(key: str, value: np.ndarray, shape: tuple[int, ...], batched: bool

@@ -57,8 +57,8 @@ from pygenn import (
 from pygenn.genn_model import backend_modules
 
 from ..errors import UserError
-from ..network import NetworkSpec, Population, Projection
-from .base import WEIGHT_VAR, Backend, lane_values
+from ..network import WEIGHT_VAR, NetworkSpec, Population, Projection
+from .base import Backend, lane_values
 
 log = logging.getLogger(__name__)
 
@@ -291,8 +291,7 @@ class GeNNBackend(Backend):
             raise ValueError(f"projection {proj.name}: unknown connectivity {proj.connectivity}")
         for param in proj.dynamic_params:
             syn.set_wu_param_dynamic(param)
-        if proj.connectivity == "dense" and any(
-                v == WEIGHT_VAR for v, _ in proj.weight_update.vars):
+        if proj.scalable:
             scaler = model.add_custom_update(f"scale_{proj.name}", f"scale_{proj.name}",
                                              _COLUMN_SCALE, {}, {},
                                              {"g": create_wu_var_ref(syn, WEIGHT_VAR)})

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ...network import NetworkSpec
-from ..base import WEIGHT_VAR, Backend, lane_values
+from ...network import WEIGHT_VAR, NetworkSpec
+from ..base import Backend, lane_values
 from .codegen import (
     MAX_STEP_THREADS,
     MIN_SPLIT_NEURONS,
@@ -229,7 +229,7 @@ class BuiltinBackend(Backend):
         g = self._arrays[self._key(projection, WEIGHT_VAR)]
         if g.ndim != 2:
             raise ValueError(f"{projection}: normalisation needs dense weights")
-        changed = self._arrays[f"{projection}.changed"]
+        changed = self._changed[projection]
         column_sum = self._arrays[f"{projection}.column_sum"]
         # as the time step: a small matrix is not worth waking another thread for, and
         # where the split step found one thread faster (a busy machine), so is this

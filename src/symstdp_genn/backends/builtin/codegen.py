@@ -39,8 +39,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from ...network import NetworkSpec, Population, Projection, derived_values
-from ..base import WEIGHT_VAR
+from ...network import WEIGHT_VAR, NetworkSpec, Population, Projection, derived_values
 from .dialect import c_type, literal, substitute
 from .runtime import PROFILE, TEMPLATE
 
@@ -178,19 +177,14 @@ class _Generator:
             if proj.connectivity == "all_but_self":
                 self.c[f"{proj.name}.scratch"] = self.array(
                     f"{proj.name}.scratch", "scalar", (npre,), True, "scratch")
-            if self.scaled(proj):
+            if proj.scalable:
                 # per target: whether any weight of its column changed since the last
                 # scaling, and the column's sum as that scaling left it
                 self.c[f"{proj.name}.changed"] = self.array(
                     f"{proj.name}.changed", "uint8_t", (npost,), False, "scaling")
                 self.c[f"{proj.name}.column_sum"] = self.array(
                     f"{proj.name}.column_sum", "double", (npost,), False, "scaling")
-
-    @staticmethod
-    def scaled(proj: Projection) -> bool:
-        """Whether synaptic scaling can apply to ``proj``: dense weights."""
-        return proj.connectivity == "dense" and any(
-            v == WEIGHT_VAR for v, _ in proj.weight_update.vars)
+        self.ctype = {a.key: a.ctype for a in self.arrays}  # key -> C element type
 
     # -- name tables --------------------------------------------------------
     def constants(self, target: str, model: object, params: Mapping[str, float],
@@ -239,13 +233,13 @@ class _Generator:
         bits (not values) keeps −0 and NaN exact."""
         wu, c = proj.weight_update, self.c
         index = f"(size_t)i * {npost} + j"
-        ctype = {a.key: a.ctype for a in self.arrays}
+        ctype = self.ctype
         load, store = [], []
         for var, _ in wu.vars:
             arr = c[f"{proj.name}.{var}"]
             load.append(f"{ctype[f'{proj.name}.{var}']} ls_{var} = {arr}[{index}];")
             marks = (f" {mark or c[f'{proj.name}.changed'] + '[j] = 1;'}"
-                     if var == WEIGHT_VAR and self.scaled(proj) else "")
+                     if var == WEIGHT_VAR and proj.scalable else "")
             store.append(f"if (!same_bits(ls_{var}, {arr}[{index}])) "
                          f"{{ {arr}[{index}] = ls_{var};{marks} }}")
         return "\n".join([*load, code, *store])
@@ -349,7 +343,7 @@ class _Generator:
             f"const int nown = {count_at(seg_count, 'tid')};\n")
         per_spike = (
             "int col_changed = 0;\n"
-            "(void)col_changed;\n"
+            f"{'' if changed is not None else '(void)col_changed;'}\n"
             "/* this thread's rows, in runs between its source spikes (ascending) */\n"
             "int start = ilo;\n"
             "for (int r = 0; r <= nown; r++) {\n"
@@ -397,7 +391,7 @@ class _Generator:
 
         local_wu = [k for j in incoming for k in wu_vars(j, "post")]
         local_wu += [k for j in outgoing for k in wu_vars(j, "pre")]
-        ctype = {a.key: a.ctype for a in self.arrays}
+        ctype = self.ctype
         load_wu = [f"        {ctype[k]} lw_{c[k]} = {c[k]}[i];" for k in local_wu]
         store_wu = [f"        {c[k]}[i] = lw_{c[k]};" for k in local_wu]
 

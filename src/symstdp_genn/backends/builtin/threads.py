@@ -98,8 +98,9 @@ class EdgeBalancer:
     """Where a split step's blocks start: moved towards the thread that waits.
 
     The two virtual cores of the test machine are not always equally fast, and thread 0
-    also owns the small output layer and its learning, so with equal blocks one thread
-    waited at every barrier (thread 0: 1.7 ms of a 12.8 ms presentation, mnist-6400).
+    also owns the populations too small to split (the inputs and outputs), so with equal
+    blocks one thread waited at every barrier (thread 0: 1.7 ms of a 12.8 ms
+    presentation, mnist-6400, when it also did the output layer's learning alone).
     After each split call the shares move part of the way towards making each thread's
     busy time (its own time in the call minus its barrier waits) equal. Block edges
     change no value (see ``part`` in the C code), so this tunes speed only. Plain
