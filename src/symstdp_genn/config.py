@@ -3,7 +3,7 @@
 A run is fully described by a :class:`Config` (the seed included), so a config
 file plus the code version reproduces a run bit for bit on the builtin backend.
 Presets in ``presets/*.yaml`` carry the per-size parameters of the original
-code (spec §5); everything else has the defaults below. Validation is strict:
+code; everything else has the defaults below. Validation is strict:
 an unknown key, a wrong type or an out-of-range value raises
 :class:`~symstdp_genn.errors.UserError` naming the dotted key and what is allowed,
 because a silently ignored typo in a 20-minute training run is the worst kind
@@ -41,16 +41,27 @@ def _choices(*values: str) -> dict:
 
 @dataclass
 class NetworkConfig:
-    """Sizes, neuron and plasticity parameters (spec §1, §2, §5)."""
+    """Sizes, neuron and plasticity parameters."""
 
+    #: N, the number of hidden (excitatory) neurons; the inhibitory layer has as many, one
+    #: partner each
     n_hidden: int = field(default=400, metadata=_range(1, 100_000))
+    #: the hidden neurons' firing threshold V_th (mV) before adaptation: a hidden neuron fires
+    #: when V > V_th + θ − 20 mV
     hidden_v_threshold: float = field(default=-52.0, metadata=_range(-100.0, 0.0))
+    #: τ_θ (ms), the time constant of the adaptive threshold θ's decay while learning
     tau_theta_ms: float = field(default=6e6, metadata=_range(0.0, None, lo_open=True))
+    #: θ₊ (mV), the adaptive threshold's increment per hidden spike while learning, as
+    #: ``threshold_rule`` applies it
     theta_plus: float = field(default=0.07, metadata=_range(0.0, 10.0))
+    #: θ (mV) of every hidden neuron before training
     theta_init: float = field(default=20.0, metadata=_range(0.0, 1000.0))
+    #: ``code``: θ grows by θ₊·10/|θ−10| per spike, as in the original code; ``paper``: by a
+    #: constant θ₊, as the paper states it
     threshold_rule: str = field(default="code", metadata=_choices("code", "paper"))
-    #: ``exact``: θ in double, its slow decay computed exactly (spec §1); ``float32``:
-    #: the original's single-precision θ, whose decay rounds away at large τ_θ
+    #: ``exact``: θ in double, so its slow decay (5·10⁻⁷ mV per step at τ_θ = 2·10⁷ ms) is
+    #: computed exactly; ``float32``: the original's single-precision θ, whose decay rounds
+    #: away at large τ_θ (θ then never decays)
     theta_decay: str = field(default="exact", metadata=_choices("exact", "float32"))
     #: ``flush`` (the default): subnormal results and inputs count as zero (the CPU's
     #: flush-to-zero mode), as in the original, whose GeNN build used -use_fast_math
@@ -60,19 +71,41 @@ class NetworkConfig:
     #: subnormals, as GeNN's CPU backend (which cannot flush). The default run's weights,
     #: thresholds and accuracy are the same either way; only values below 1.2e-38 differ.
     subnormals: str = field(default="flush", metadata=_choices("keep", "flush"))
+    #: η of the input→hidden symmetric STDP: on each spike a weight grows by η times the other
+    #: side's trace
     eta_input_to_hidden: float = field(default=0.005, metadata=_range(0.0, 10.0))
+    #: η of the hidden→output symmetric STDP
     eta_hidden_to_output: float = field(default=0.04, metadata=_range(0.0, 10.0))
+    #: upper bound of every input→hidden weight
     w_max_input_to_hidden: float = field(default=1.0, metadata=_range(0.0, None, lo_open=True))
+    #: upper bound of every hidden→output weight (the original's ``gEC_MAX``)
     w_max_hidden_to_output: float = field(default=8.0, metadata=_range(0.0, None, lo_open=True))
+    #: C, the sum each hidden neuron's incoming input→hidden weights are rescaled to before
+    #: every presentation (synaptic scaling)
     norm_input_to_hidden: float = field(default=78.4, metadata=_range(0.0, None, lo_open=True))
+    #: the sum each output neuron's incoming hidden→output weights are rescaled to before every
+    #: presentation
     norm_hidden_to_output: float = field(default=320.0, metadata=_range(0.0, None, lo_open=True))
+    #: initial plastic weights are drawn uniformly from [0, init_weight_max) with the config's
+    #: seed
     init_weight_max: float = field(default=0.3, metadata=_range(0.0, None, lo_open=True))
+    #: ``a``, the STDP trace increment, once per spike (the original's ``a_plus``, ``a_minus``)
     trace_increment: float = field(default=0.1, metadata=_range(0.0, 10.0))
+    #: time constant (ms) of the STDP traces' decay
     trace_tau_ms: float = field(default=20.0, metadata=_range(0.0, None, lo_open=True))
+    #: fixed weight of the one-to-one synapse from each hidden neuron to its inhibitory partner
     hidden_to_inhibitory_weight: float = field(default=10.4, metadata=_range(0.0, 1000.0))
+    #: fixed weight of the synapses from each inhibitory neuron to every hidden neuron but its
+    #: partner
     inhibitory_to_hidden_weight: float = field(default=17.0, metadata=_range(0.0, 1000.0))
+    #: ``teacher``: while training, the label's output neuron is a Poisson source at
+    #: ``teacher_rate_hz`` (the original); ``current``: the output layer stays LIF and the
+    #: label's neuron receives ``supervision_current``
     supervision: str = field(default="teacher", metadata=_choices("teacher", "current"))
+    #: rate (Hz) of the teacher's Poisson spikes (``supervision: teacher``)
     teacher_rate_hz: float = field(default=200.0, metadata=_range(0.0, 1000.0))
+    #: current injected into the label's output neuron while training (``supervision:
+    #: current``)
     supervision_current: float = field(default=20.0, metadata=_range(0.0, 1000.0))
 
     @property
@@ -83,30 +116,56 @@ class NetworkConfig:
 
 @dataclass
 class TrainingConfig:
-    """The presentation protocol and schedule (spec §3, §4)."""
+    """The presentation protocol and schedule."""
 
+    #: passes over the training images (under ``layerwise``: the joint stage's)
     epochs: int = field(default=1, metadata=_range(0, 1000))
+    #: ``joint``: both plastic projections learn together; ``layerwise``: after the joint
+    #: epochs, input→hidden and θ freeze and hidden→output trains for ``output_epochs`` more
     schedule: str = field(default="joint", metadata=_choices("joint", "layerwise"))
+    #: ``layerwise`` only: epochs of the second stage, in which only hidden→output learns
     output_epochs: int = field(default=1, metadata=_range(0, 1000))
+    #: stop training after this many samples (None: all epochs); ``--samples N``
     samples: int | None = field(default=None, metadata=_range(1, None))
+    #: the simulation time step (ms)
     dt_ms: float = field(default=0.5, metadata=_range(0.0, 10.0, lo_open=True))
+    #: how long each image is shown (ms)
     present_ms: float = field(default=350.0, metadata=_range(0.0, None, lo_open=True))
+    #: rest with no input after each presentation (ms)
     rest_ms: float = field(default=150.0, metadata=_range(0.0, None))
+    #: input intensity of a first presentation: a pixel of value p (0-255) fires at
+    #: p·intensity/8 Hz
     start_intensity: float = field(default=2.0, metadata=_range(0.0, None, lo_open=True))
+    #: the highest intensity the retry rule raises to
     max_intensity: float = field(default=32.0, metadata=_range(0.0, None, lo_open=True))
+    #: retry rule: a presentation in which the hidden layer fired fewer spikes is shown again
+    #: with the intensity raised by 1, up to ``max_intensity``
     min_hidden_spikes: int = field(default=5, metadata=_range(0, None))
+    #: write ``checkpoint.npz`` and a snapshot every N samples, and at the end (0: only at the
+    #: end)
     checkpoint_every: int = field(default=10_000, metadata=_range(0, None))
+    #: periodic evaluation every N samples (and at the end; 0: none): label, score both
+    #: readouts, keep the best checkpoint as ``best.npz``; the final report tests the last and
+    #: the best checkpoint on the test set
     eval_every: int = field(default=0, metadata=_range(0, None))
+    #: three-way split: train on the first 50 000 images, score periodic evaluations on the
+    #: last 10 000, the test set once at the end
     validation: bool = False
+    #: the running training accuracy counts the last N samples
     running_window: int = field(default=1000, metadata=_range(1, None))
 
 
 @dataclass
 class EvaluationConfig:
-    """How trained networks are read out (spec §4)."""
+    """How trained networks are read out."""
 
+    #: independent network copies evaluated in parallel (plasticity off)
     batch_size: int = field(default=8, metadata=_range(1, 4096))
+    #: test images the final evaluation scores (None: all); ``--eval-samples N``
     samples: int | None = field(default=None, metadata=_range(1, None))
+    #: training images used to label the hidden neurons for the final evaluation's assignment
+    #: readout; a run limited by ``training.samples`` labels on min(assignment_samples,
+    #: max(1000, samples)) images and says so
     assignment_samples: int = field(default=10_000, metadata=_range(0, None))
     #: images each periodic evaluation scores (None: the whole split it scores)
     periodic_samples: int | None = field(default=None, metadata=_range(1, None))
@@ -115,7 +174,9 @@ class EvaluationConfig:
     #: the readout whose periodic score selects ``best.npz``
     select_on_readout: str = field(default="supervised",
                                    metadata=_choices("supervised", "assignment"))
-    #: ``validation`` (the three-way split) or ``test`` (the original's protocol: optimistic)
+    #: the split whose periodic score selects ``best.npz``: ``validation`` (the three-way
+    #: split) or ``test`` (the original's protocol; optimistic, and reported as such; needs
+    #: ``training.validation: false``)
     select_split: str = field(default="validation", metadata=_choices("validation", "test"))
 
 
@@ -123,9 +184,16 @@ class EvaluationConfig:
 class Config:
     """A whole run. ``name`` names the preset it came from and the default run folder."""
 
+    #: the preset this config came from; names the default run folder
+    #: ``models/<name>-s<seed>/``
     name: str = DEFAULT_PRESET
+    #: ``mnist`` or ``fashion-mnist``; fetched and checked on first use
     dataset: str = field(default="mnist", metadata=_choices("mnist", "fashion-mnist"))
+    #: the one seed every random choice flows from (initial weights, Poisson inputs, teacher
+    #: spikes); the builtin backend reproduces a run bit for bit from it
     seed: int = field(default=1, metadata=_range(0, 2**63 - 1))
+    #: ``auto``: ``genn-cuda`` when all of its needs are met, otherwise ``builtin``; or
+    #: ``builtin``, ``genn-cuda``, ``genn-cpu`` (see Backends)
     backend: str = field(default="auto", metadata=_choices(*BACKENDS))
     #: most threads the builtin backend uses; None (the default): every core this process
     #: may use (its affinity mask). Results do not depend on it, only speed does.
