@@ -118,3 +118,80 @@ def test_learning_separates_the_synthetic_classes(tmp_path: Path) -> None:
 def test_current_supervision_trains_without_a_teacher_population(tmp_path: Path) -> None:
     out = train(tmp_path, 20, **{"network.supervision": "current"})
     assert out.final is not None and out.samples_seen == 20
+
+
+def two_stage(samples: int = 80, **extra: object):
+    """A layerwise run that selects: 40 joint samples, then 40 output-only samples,
+    scored every 10 (test-selected here: the synthetic set has no validation split)."""
+    return config(samples, **{"training.schedule": "layerwise", "training.eval_every": 10,
+                              "evaluation.select_split": "test",
+                              "evaluation.periodic_label_samples": 20, **extra})
+
+
+def test_two_stage_run_starts_stage_two_from_the_selected_joint_checkpoint(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # make the joint stage's assignment scores peak after 20 samples, whatever they are
+    from symstdp_genn import evaluator as evaluator_module
+    original = evaluator_module.Evaluator.label_and_test
+    calls = {"n": 0}
+
+    def scripted(self, *args, **kwargs):
+        assignments, result = original(self, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] <= 4:  # the joint stage's four periodic evaluations
+            result.assignment_accuracy = [0.2, 0.9, 0.5, 0.4][calls["n"] - 1]
+        return assignments, result
+
+    monkeypatch.setattr(evaluator_module.Evaluator, "label_and_test", scripted)
+    trainer = Trainer(two_stage(), synthetic_dataset(), tmp_path)
+    trainer.total = 40
+    trainer.train(show_progress=False, final_evaluation=False)
+    selected = load_checkpoint(tmp_path / "best-joint.npz")
+    assert selected.meta["selected"]["selected_at"] == 20
+    assert selected.meta["selected"]["readout"] == "assignment"
+    assert not (tmp_path / "best.npz").exists()  # best.npz comes from stage 2 only
+    last_w_in = trainer.backend.get_weights("input_to_hidden")
+    assert not np.array_equal(last_w_in, selected.arrays["input_to_hidden.g"])
+    trainer.total = 41
+    trainer.train(show_progress=False, final_evaluation=False)
+    assert trainer.stage == "output"
+    np.testing.assert_array_equal(trainer.backend.get_var("hidden", "theta"),
+                                  selected.arrays["hidden.theta"])
+    w_sel = selected.arrays["input_to_hidden.g"]  # as normalised before the presentation
+    np.testing.assert_allclose(trainer.backend.get_weights("input_to_hidden"),
+                               w_sel * (78.4 / w_sel.sum(axis=0)), rtol=1e-4, atol=1e-7)
+    trainer.total = 80
+    out = trainer.train(show_progress=False, final_evaluation=False)
+    best = load_checkpoint(tmp_path / "best.npz")
+    assert best.meta["selected"]["selected_at"] > 40
+    assert out.selection is not None and out.selection["readout"] == "supervised"
+    # (41: the end of the short call above, which evaluates like the end of a run)
+    assert [c["samples_seen"] for c in out.selection["curve"]] == [41, 50, 60, 70, 80]
+    events = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    stage = [e for e in events if e["event"] == "stage"]
+    assert len(stage) == 1 and stage[0]["start_samples"] == 20
+
+
+def test_two_stage_run_resumed_at_the_stage_boundary_ends_identical(tmp_path: Path) -> None:
+    full = Trainer(two_stage(), synthetic_dataset(), tmp_path / "full").train(
+        show_progress=False, final_evaluation=False)
+    part = Trainer(two_stage(40), synthetic_dataset(), tmp_path / "part").train(
+        show_progress=False, final_evaluation=False)
+    assert part.samples_seen == 40
+    resumed = Trainer(two_stage(), synthetic_dataset(), tmp_path / "part",
+                      load_checkpoint(part.checkpoint)).train(show_progress=False,
+                                                              final_evaluation=False)
+    assert resumed.checkpoint.read_bytes() == full.checkpoint.read_bytes()
+    assert ((tmp_path / "part" / "best.npz").read_bytes()
+            == (tmp_path / "full" / "best.npz").read_bytes())
+
+
+def test_two_stage_run_can_start_stage_two_from_the_last_joint_state(tmp_path: Path) -> None:
+    trainer = Trainer(two_stage(41, **{"training.output_stage_start": "last"}),
+                      synthetic_dataset(), tmp_path)
+    trainer.total = 40
+    trainer.train(show_progress=False, final_evaluation=False)
+    theta = trainer.backend.get_var("hidden", "theta").copy()
+    trainer.total = 41
+    trainer.train(show_progress=False, final_evaluation=False)
+    np.testing.assert_array_equal(trainer.backend.get_var("hidden", "theta"), theta)

@@ -22,13 +22,20 @@ from typing import Any
 
 import yaml
 
-from .errors import UserError
+from .errors import UserError, closest, did_you_mean
 
 PRESET_DIR = Path(__file__).with_name("presets")
 DEFAULT_PRESET = "mnist-400"
 BACKENDS = ("auto", "builtin", "genn-cuda", "genn-cpu")
 #: top-level keys that change how fast a run goes, never its results
 EXECUTION_KEYS = ("threads",)
+#: weights, their bounds and their column sums above this are refused: a checkpoint with
+#: a weight beyond it is refused as damaged (``checkpoint.WEIGHT_LIMIT``), so a config that
+#: could train one must be refused before the run instead of after it
+WEIGHT_LIMIT = 1e6
+#: most time steps of one presentation or rest period (5 000 s at 0.5 ms): beyond it a
+#: sample would take days, and the step counts no longer fit the simulation's integers
+MAX_STEPS = 10_000_000
 
 
 def _range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> dict:
@@ -77,18 +84,23 @@ class NetworkConfig:
     #: η of the hidden→output symmetric STDP
     eta_hidden_to_output: float = field(default=0.04, metadata=_range(0.0, 10.0))
     #: upper bound of every input→hidden weight
-    w_max_input_to_hidden: float = field(default=1.0, metadata=_range(0.0, None, lo_open=True))
+    w_max_input_to_hidden: float = field(default=1.0,
+                                         metadata=_range(0.0, WEIGHT_LIMIT, lo_open=True))
     #: upper bound of every hidden→output weight (the original's ``gEC_MAX``)
-    w_max_hidden_to_output: float = field(default=8.0, metadata=_range(0.0, None, lo_open=True))
+    w_max_hidden_to_output: float = field(default=8.0,
+                                          metadata=_range(0.0, WEIGHT_LIMIT, lo_open=True))
     #: C, the sum each hidden neuron's incoming input→hidden weights are rescaled to before
     #: every presentation (synaptic scaling)
-    norm_input_to_hidden: float = field(default=78.4, metadata=_range(0.0, None, lo_open=True))
+    norm_input_to_hidden: float = field(default=78.4,
+                                        metadata=_range(0.0, WEIGHT_LIMIT, lo_open=True))
     #: the sum each output neuron's incoming hidden→output weights are rescaled to before every
     #: presentation
-    norm_hidden_to_output: float = field(default=320.0, metadata=_range(0.0, None, lo_open=True))
+    norm_hidden_to_output: float = field(default=320.0,
+                                         metadata=_range(0.0, WEIGHT_LIMIT, lo_open=True))
     #: initial plastic weights are drawn uniformly from [0, init_weight_max) with the config's
     #: seed
-    init_weight_max: float = field(default=0.3, metadata=_range(0.0, None, lo_open=True))
+    init_weight_max: float = field(default=0.3,
+                                   metadata=_range(0.0, WEIGHT_LIMIT, lo_open=True))
     #: ``a``, the STDP trace increment, once per spike (the original's ``a_plus``, ``a_minus``)
     trace_increment: float = field(default=0.1, metadata=_range(0.0, 10.0))
     #: time constant (ms) of the STDP traces' decay
@@ -125,6 +137,11 @@ class TrainingConfig:
     schedule: str = field(default="joint", metadata=_choices("joint", "layerwise"))
     #: ``layerwise`` only: epochs of the second stage, in which only hidden→output learns
     output_epochs: int = field(default=1, metadata=_range(0, 1000))
+    #: layerwise: where stage 2 starts. ``selected``: from the joint stage's checkpoint that
+    #: periodic evaluation chose by ``evaluation.joint_select_on_readout`` (best-joint.npz),
+    #: as the original trained its output layer on a hidden layer chosen from an earlier
+    #: run; ``last``: from the joint stage's last state. Without periodic evaluation: last.
+    output_stage_start: str = field(default="selected", metadata=_choices("selected", "last"))
     #: stop training after this many samples (None: all epochs); ``--samples N``
     samples: int | None = field(default=None, metadata=_range(1, None))
     #: the simulation time step (ms)
@@ -174,6 +191,12 @@ class EvaluationConfig:
     #: the readout whose periodic score selects ``best.npz``
     select_on_readout: str = field(default="supervised",
                                    metadata=_choices("supervised", "assignment"))
+    #: layerwise schedule: the readout that selects the joint stage's checkpoint
+    #: (``best-joint.npz``, where stage 2 starts). Assignment by default: the hidden layer is
+    #: what stage 2 keeps, and the assignment readout scores it alone; ``select_on_readout``
+    #: then selects ``best.npz`` among stage 2's evaluations only.
+    joint_select_on_readout: str = field(default="assignment",
+                                         metadata=_choices("supervised", "assignment"))
     #: the split whose periodic score selects ``best.npz``: ``validation`` (the three-way
     #: split) or ``test`` (the original's protocol; optimistic, and reported as such; needs
     #: ``training.validation: false``)
@@ -254,9 +277,17 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             except ValueError:
                 pass
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if math.isnan(float(value)):
+            try:
+                number = float(value)
+            except OverflowError:  # an integer too large for a float
+                number = math.inf
+            if math.isnan(number):
                 raise UserError(f"config key '{key}': NaN is not allowed")
-            return float(value)
+            if math.isinf(number):  # no setting means anything at infinity here
+                shown = repr(value) if len(repr(value)) < 30 else "the number given"
+                raise UserError(f"config key '{key}': {shown} is not a finite number; "
+                                "give a finite value")
+            return number
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -268,7 +299,9 @@ def _check_metadata(value: Any, meta: typing.Mapping[str, Any], key: str) -> Non
         return
     if "choices" in meta and value not in meta["choices"]:
         allowed = ", ".join(meta["choices"])
-        raise UserError(f"config key '{key}': {value!r} is not one of: {allowed}")
+        hint = did_you_mean(value, meta["choices"]).strip()
+        raise UserError(f"config key '{key}': {value!r} is not one of: {allowed}"
+                        + (f"; {hint}" if hint else ""))
     if "range" in meta:
         lo, hi, lo_open = meta["range"]
         too_low = lo is not None and (value <= lo if lo_open else value < lo)
@@ -281,6 +314,34 @@ def _check_metadata(value: Any, meta: typing.Mapping[str, Any], key: str) -> Non
                             f"{left}{lo_s}, {hi_s}]")
 
 
+def dotted_keys(cls: type | None = None, prefix: str = "") -> list[str]:
+    """Every leaf key of the schema, dotted (``network.theta_plus``...): where a key put in
+    the wrong section belongs."""
+    cls = Config if cls is None else cls
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            out += dotted_keys(hints[f.name], f"{prefix}{f.name}.")
+        else:
+            out.append(f"{prefix}{f.name}")
+    return out
+
+
+def _suggest_key(name: str, prefix: str, fields: typing.Iterable[str]) -> str:
+    """``"did you mean 'network.theta_plus'? "`` for an unknown key: the same key in another
+    section (``--set samples=10`` means ``training.samples``), else a close key of this
+    section, else a close key of another, else ``""``."""
+    leaves = {key.rsplit(".", 1)[-1]: key for key in reversed(dotted_keys())}
+    if name in leaves:
+        return f"did you mean '{leaves[name]}'? "
+    match = closest(name, fields)
+    if match is not None:
+        return f"did you mean '{prefix}{match}'? "
+    match = closest(name, leaves)
+    return f"did you mean '{leaves[match]}'? " if match is not None else ""
+
+
 def _build(cls: type, data: Any, prefix: str) -> Any:
     if not isinstance(data, dict):
         where = f"'{prefix.rstrip('.')}'" if prefix else "the top level"
@@ -290,7 +351,8 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         key = f"{prefix}{unknown[0]}"
-        raise UserError(f"config key '{key}' is unknown; allowed keys here: "
+        hint = _suggest_key(unknown[0], prefix, fields)
+        raise UserError(f"config key '{key}' is unknown; {hint}allowed keys here: "
                         f"{', '.join(fields)}")
     kwargs = {}
     for name, raw in data.items():
@@ -327,6 +389,13 @@ def _check_consistency(config: Config) -> None:
     if t.max_intensity < t.start_intensity:
         raise UserError("config key 'training.max_intensity' must be >= "
                         f"training.start_intensity ({t.start_intensity:g})")
+    for name in ("present_ms", "rest_ms"):  # before round(), which a huge ratio overflows
+        steps = getattr(t, name) / t.dt_ms
+        if steps > MAX_STEPS:
+            raise UserError(f"config key 'training.{name}': {getattr(t, name):g} ms is "
+                            f"{steps:.3g} time steps of {t.dt_ms:g} ms; at most {MAX_STEPS:,} "
+                            "are allowed")
+
     def whole(ms: float) -> bool:
         return abs(ms / t.dt_ms - round(ms / t.dt_ms)) < 1e-9
 
@@ -342,9 +411,12 @@ def list_presets() -> list[str]:
 def read_yaml(path: Path, what: str = "config file") -> Any:
     """A YAML file's contents; an unreadable file or bad YAML is one line naming ``what``."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")  # YAML's own encoding, whatever the locale
     except OSError as exc:
         raise UserError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:  # a binary file (a checkpoint, an image) given by mistake
+        raise UserError(f"{what} {path} is not a YAML text file (byte {exc.object[exc.start]:#04x}"
+                        f" at offset {exc.start} is not UTF-8); give a .yaml file") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -366,7 +438,8 @@ def preset_dict(name: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
     ``paper-*`` presets do: the original's protocol on top of a network preset."""
     path = PRESET_DIR / f"{name}.yaml"
     if not path.is_file():
-        raise UserError(f"unknown preset '{name}'; available: {', '.join(list_presets())}")
+        raise UserError(f"unknown preset '{name}'; {did_you_mean(name, list_presets())}"
+                        f"available: {', '.join(list_presets())}")
     if name in _seen:
         raise UserError(f"preset '{name}' names itself as its base (via {' -> '.join(_seen)})")
     data = _read_yaml(path)

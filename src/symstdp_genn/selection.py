@@ -28,6 +28,8 @@ from .data import Dataset, validation_split
 from .errors import UserError
 
 BEST_FILE = "best.npz"
+#: a layerwise run's selected joint-stage checkpoint, where its stage 2 starts
+BEST_JOINT_FILE = "best-joint.npz"
 VALIDATION, TEST = "validation", "test"
 #: the words every output of a test-selected run carries (stdout, metrics.jsonl, README rows)
 TEST_SELECTED = "selected on the test set (optimistic; the original's protocol)"
@@ -109,6 +111,15 @@ class Selection:
     def for_config(cls, config: Config) -> Selection:
         return cls(config.evaluation.select_on_readout, periodic_split(config))
 
+    @classmethod
+    def for_joint_stage(cls, config: Config) -> Selection | None:
+        """The joint stage's own selection in a layerwise run that evaluates periodically
+        (None otherwise): it picks where stage 2 starts."""
+        t = config.training
+        if t.schedule != "layerwise" or not t.eval_every:
+            return None
+        return cls(config.evaluation.joint_select_on_readout, periodic_split(config))
+
     @property
     def label(self) -> str:
         return selection_label(self.split)
@@ -128,10 +139,13 @@ class Selection:
                 "best_samples": self.best_samples, "curve": list(self.curve)}
 
     @classmethod
-    def from_meta(cls, meta: Mapping[str, Any], config: Config) -> Selection:
+    def from_meta(cls, meta: Mapping[str, Any], config: Config,
+                  joint: bool = False) -> Selection:
         """The state a checkpoint saved; a fresh one when it saved none or selected
-        differently (another readout or split starts the comparison again)."""
-        fresh = cls.for_config(config)
+        differently (another readout or split starts the comparison again). ``joint``:
+        the joint stage's selection of a layerwise run."""
+        fresh = cls.for_joint_stage(config) if joint else cls.for_config(config)
+        assert fresh is not None
         if not meta or meta.get("readout") != fresh.readout or meta.get("split") != fresh.split:
             return fresh
         return cls(fresh.readout, fresh.split, meta.get("best_score"),

@@ -46,7 +46,7 @@ from ..network import (
     seed_sequence,
 )
 from ..progress import ProgressBar
-from ..selection import BEST_FILE, TEST, Selection, check_protocol
+from ..selection import BEST_FILE, BEST_JOINT_FILE, TEST, Selection, check_protocol
 from ..simulation import Simulation
 from .metrics import MetricsLog
 from .running import RunningAccuracy
@@ -55,6 +55,8 @@ from .stop import StopRequest
 log = logging.getLogger(__name__)
 
 DRIVER_PREFIX = "driver."
+#: what stage 2 of a layerwise run takes from the joint stage's selected checkpoint
+STAGE2_FROZEN = ("input_to_hidden.g", "hidden.theta")
 SNAPSHOT_KEYS = ("input_to_hidden.g", "hidden_to_output.g", "hidden.theta", "assignments")
 
 
@@ -98,6 +100,8 @@ class Trainer:
         self.dataset = dataset
         self.final_dataset = final_dataset if final_dataset is not None else dataset
         self.selection = Selection.for_config(config)
+        #: layerwise runs that select: the joint stage's own selection (best-joint.npz)
+        self.joint_selection = Selection.for_joint_stage(config)
         self.run_dir = Path(run_dir)
         self.spec = build_network(config)
         self.backend_name = backend_for(config)
@@ -143,6 +147,9 @@ class Trainer:
         if "assignments" in arrays:
             self.assignments = arrays["assignments"].astype(np.int16)
         self.selection = Selection.from_meta(ckpt.meta.get("selection", {}), self.config)
+        if self.joint_selection is not None:
+            self.joint_selection = Selection.from_meta(
+                ckpt.meta.get("joint_selection", {}), self.config, joint=True)
         log.info("resumed from %s at %d samples", source, self.samples_seen)
 
     def checkpoint_arrays(self) -> dict[str, np.ndarray]:
@@ -161,6 +168,8 @@ class Trainer:
                        "retries_total": self.retries_total, "forced_total": self.forced_total,
                        "presentations": self.sim.presentations},
             "selection": self.selection.to_meta(),
+            **({"joint_selection": self.joint_selection.to_meta()}
+               if self.joint_selection is not None else {}),
         }
 
     def save(self) -> Path:
@@ -191,14 +200,46 @@ class Trainer:
             k -= count
         raise IndexError(k)
 
+    @property
+    def joint_total(self) -> int:
+        """Samples of the joint stage (the first stage of every schedule)."""
+        return self.stages[0][1]
+
     def enter_stage(self, stage: str) -> None:
         if stage == "output" and self.stage != "output":
+            self._restore_selected_joint()
             rng = np.random.default_rng(seed_sequence(self.config, "stage2-weights"))
             self.backend.set_weights(HIDDEN_TO_OUTPUT,
                                      initial_weights(self.config, rng, HIDDEN_TO_OUTPUT))
             log.info("layerwise stage 2: input->hidden and theta frozen, hidden->output redrawn")
         self.stage = stage
         self.sim.set_mode(stage)
+
+    def _restore_selected_joint(self) -> None:
+        """Stage 2 starts from the joint stage's selected checkpoint (``best-joint.npz``):
+        its input→hidden weights and θ, what stage 2 freezes. The neurons' transient state,
+        the random streams and the driver's counters go on from where training is, so the
+        run stays one deterministic sequence whether or not it was resumed."""
+        sel = self.joint_selection
+        if (sel is None or self.config.training.output_stage_start != "selected"
+                or sel.best_samples is None):
+            self.metrics.write("stage", stage="output", samples_seen=self.samples_seen,
+                               start="last", start_samples=self.samples_seen)
+            return
+        path = self.run_dir / BEST_JOINT_FILE
+        if sel.best_samples != self.samples_seen:
+            if not path.is_file():
+                raise UserError(f"{path} is missing: stage 2 starts from the joint stage's "
+                                "selected checkpoint; restore that file, or resume with "
+                                "--set training.output_stage_start=last")
+            selected = load_checkpoint(path)
+            self.backend.set_state({k: selected.arrays[k] for k in STAGE2_FROZEN})
+        log.info("stage 2 starts from the joint stage's checkpoint after %d samples (best "
+                 "%s score %.2f %% on the %s split)", sel.best_samples, sel.readout,
+                 100 * sel.best_score, sel.split)
+        self.metrics.write("stage", stage="output", samples_seen=self.samples_seen,
+                           start="selected", start_samples=sel.best_samples,
+                           readout=sel.readout, score=sel.best_score, split=sel.split)
 
     def _running_update(self, hidden_counts: np.ndarray, label: int) -> None:
         """Running training accuracy: assignment readout of the current sample from the
@@ -269,6 +310,17 @@ class Trainer:
                    else ev.assignment_samples)
         n_test = ev.periodic_samples or len(self.dataset.test_images)
         result = self.evaluate(n_label, n_test, "periodic", show)
+        if self.joint_selection is not None and self.stage == "joint":
+            # the joint stage of a layerwise run chooses where stage 2 starts; best.npz
+            # comes from stage 2's evaluations only
+            if self.joint_selection.offer(self.samples_seen, result.summary()):
+                save_checkpoint(self.run_dir / BEST_JOINT_FILE, self.checkpoint_arrays(),
+                                {**self.checkpoint_meta(),
+                                 "selected": self._selected_meta(self.joint_selection)})
+                log.info("new best joint-stage %s score %.2f %% after %d samples: %s written",
+                         self.joint_selection.readout, 100 * self.joint_selection.best_score,
+                         self.samples_seen, BEST_JOINT_FILE)
+            return result
         if self.selection.offer(self.samples_seen, result.summary()):
             arrays = self.checkpoint_arrays()
             save_checkpoint(self.run_dir / BEST_FILE, arrays,
@@ -278,8 +330,8 @@ class Trainer:
                      self.samples_seen, self.selection.label, BEST_FILE)
         return result
 
-    def _selected_meta(self) -> dict[str, Any]:
-        sel = self.selection
+    def _selected_meta(self, selection: Selection | None = None) -> dict[str, Any]:
+        sel = selection if selection is not None else self.selection
         return {"selected_at": sel.best_samples, "readout": sel.readout, "split": sel.split,
                 "score": sel.best_score, "label": sel.label}
 
@@ -371,7 +423,9 @@ class Trainer:
                 k = self.samples_seen
                 # before the checkpoint of the same sample count, so that the checkpoint
                 # holds the selection state that matches best.npz (resume stays exact)
-                if t.eval_every and (k % t.eval_every == 0 or k == self.total):
+                if t.eval_every and (k % t.eval_every == 0 or k == self.total
+                                     or (self.joint_selection is not None
+                                         and k == self.joint_total)):
                     self.periodic_evaluation(show_progress)
                 if t.checkpoint_every and k % t.checkpoint_every == 0 and k < self.total:
                     self.save()
