@@ -22,7 +22,7 @@ import numpy as np
 
 from ..config import Config, config_from_dict, preset_dict, read_yaml
 from ..data import DATASETS
-from ..errors import UserError
+from ..errors import UserError, did_you_mean
 
 TOP_KEYS = ("name", "base", "set", "grid", "random", "seeds", "seed", "samples", "epochs",
             "eval_samples", "split")
@@ -212,9 +212,14 @@ def build_sweep(data: Any, where: str = "", source: Path | None = None) -> Sweep
         raise _fail(where, "must hold a mapping (base:, grid:, seeds:, ...)")
     unknown = [k for k in data if k not in TOP_KEYS]
     if unknown:
-        raise _fail(where, f"key '{unknown[0]}' is unknown; allowed keys: {', '.join(TOP_KEYS)}")
+        raise _fail(where, f"key '{unknown[0]}' is unknown; {did_you_mean(unknown[0], TOP_KEYS)}"
+                           f"allowed keys: {', '.join(TOP_KEYS)}")
     if "base" not in data:
         raise _fail(where, "'base' is missing: name a preset (base: mnist-400) or give a config")
+    for key in ("grid", "random", "seeds"):  # "grid:" with nothing under it is a mistake,
+        if key in data and data[key] is None:  # not a request for the base config alone
+            raise _fail(where, f"'{key}' is empty; give it values (see sweeps/ for examples) "
+                               "or leave the key out")
     split = data.get("split", "validation")
     if split not in SPLITS:
         raise _fail(where, f"'split' must be 'validation' or 'test', got {split!r}")

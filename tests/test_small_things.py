@@ -1,0 +1,56 @@
+"""The small things a new user ran into: misspellings get a "did you mean", ``--set key
+value`` gets told how to write it, a run folder is a checkpoint for ``--mode test``, and
+log.txt and the figures read the way a user expects."""
+
+from __future__ import annotations
+
+import pytest
+
+from symstdp_genn.config import load_config
+from symstdp_genn.errors import UserError, did_you_mean
+from symstdp_genn.sweep import build_sweep
+
+
+def _message(**kwargs: object) -> str:
+    with pytest.raises(UserError) as info:
+        load_config(**kwargs)
+    return str(info.value)
+
+
+# -- b. "did you mean" -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("override", "suggestion"), [
+    ("network.eta_input_to_hiden=0.01", "network.eta_input_to_hidden"),  # a typo
+    ("netwrk.theta_plus=0.1", "network"),  # a misspelt section
+    ("samples=10", "training.samples"),  # the right key in the wrong section
+    ("training.n_hidden=10", "network.n_hidden"),
+])
+def test_misspelt_key_gets_a_suggestion(override: str, suggestion: str) -> None:
+    msg = _message(overrides=[override])
+    assert f"did you mean '{suggestion}'?" in msg
+    assert "allowed keys here:" in msg  # the list is still there
+    assert "\n" not in msg
+
+
+def test_no_suggestion_when_nothing_is_close() -> None:
+    msg = _message(overrides=["nonsense=1"])
+    assert "did you mean" not in msg
+    assert did_you_mean("zzzz", ["mnist-400"]) == ""
+
+
+def test_misspelt_preset_gets_a_suggestion() -> None:
+    msg = _message(preset="mnist400")
+    assert "unknown preset 'mnist400'; did you mean 'mnist-400'?" in msg
+    assert "paper-mnist-6400" in msg
+
+
+def test_misspelt_choice_gets_a_suggestion() -> None:
+    msg = _message(overrides=["backend=bultin"])
+    assert msg.endswith("did you mean 'builtin'?")
+
+
+def test_misspelt_sweep_key_gets_a_suggestion() -> None:
+    with pytest.raises(UserError) as info:
+        build_sweep({"base": "mnist-100", "gird": {"network.theta_plus": [0.1]}})
+    assert "did you mean 'grid'?" in str(info.value)
