@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from symstdp_genn import cli
 from symstdp_genn.config import load_config
 from symstdp_genn.errors import UserError, did_you_mean
 from symstdp_genn.sweep import build_sweep
@@ -54,3 +55,24 @@ def test_misspelt_sweep_key_gets_a_suggestion() -> None:
     with pytest.raises(UserError) as info:
         build_sweep({"base": "mnist-100", "gird": {"network.theta_plus": [0.1]}})
     assert "did you mean 'grid'?" in str(info.value)
+
+
+# -- c. --set key value ------------------------------------------------------------------
+
+
+def test_set_with_a_space_says_how_to_write_it(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--set", "training.samples", "10"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "write --set training.samples=10" in err
+    assert "unrecognized" not in err
+
+
+def test_set_with_equals_still_parses() -> None:
+    parser = cli.build_parser()
+    args = cli.parse_arguments(parser, ["--set", "training.samples=10", "--set", "seed=2"])
+    assert args.overrides == ["training.samples=10", "seed=2"]
+    with pytest.raises(SystemExit):  # other stray arguments: argparse's own message
+        cli.parse_arguments(parser, ["--bogus"])

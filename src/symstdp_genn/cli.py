@@ -409,8 +409,22 @@ def _refuse_misplaced_flags(args: argparse.Namespace) -> None:
                         "--rf-order index")
 
 
+def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``parser.parse_args``, except that ``--set key value`` (a space for the ``=``), which
+    argparse reports as "unrecognized arguments: value", is told how to write it."""
+    args, extra = parser.parse_known_args(argv)
+    spaced = [text for text in args.overrides if "=" not in text]
+    if spaced:
+        value = extra[0] if extra else "VALUE"
+        parser.exit(2, f"error: --set takes KEY=VALUE as one argument; write --set "
+                       f"{spaced[0]}={value} (see {parser.prog} --help)\n")
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    args = build_parser(prog or program_name()).parse_args(argv)
+    args = parse_arguments(build_parser(prog or program_name()), argv)
     try:
         _refuse_misplaced_flags(args)
         if args.mode == "train":
