@@ -625,6 +625,20 @@ def test_test_mode_reports_into_its_own_subfolder(trained: tuple[Run, Path],
     assert _files(run_dir) == before
 
 
+def test_test_mode_takes_a_run_folder(trained: tuple[Run, Path],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--checkpoint RUN_FOLDER`` tests the run's checkpoint.npz (it was refused as "not an
+    original checkpoint folder"), with the same numbers and report place as the file."""
+    run, run_dir = trained
+    monkeypatch.setattr(cli, "draw_safely", lambda draw: None)
+    test = _main(["--mode", "test", "--checkpoint", str(run_dir), "--eval-samples", "10",
+                  "--no-progress"])
+    assert test.code == 0, test.err
+    assert f"testing {run_dir / 'checkpoint.npz'} " in test.out
+    assert _accuracy_lines(test.out) == _accuracy_lines(run.out)
+    assert f"report:     {run_dir / 'tests' / '10-images'}" in test.out
+
+
 @pytest.mark.parametrize(("flags", "key", "old", "new"), [
     (["--seed", "5"], "seed", "3", "5"),
     (["--set", "network.eta_input_to_hidden=0.02"], "network.eta_input_to_hidden", "0.005",

@@ -4,9 +4,12 @@ log.txt and the figures read the way a user expects."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from symstdp_genn import cli
+from symstdp_genn.checkpoint import checkpoint_path, load_checkpoint
 from symstdp_genn.config import load_config
 from symstdp_genn.errors import UserError, did_you_mean
 from symstdp_genn.sweep import build_sweep
@@ -76,3 +79,25 @@ def test_set_with_equals_still_parses() -> None:
     assert args.overrides == ["training.samples=10", "seed=2"]
     with pytest.raises(SystemExit):  # other stray arguments: argparse's own message
         cli.parse_arguments(parser, ["--bogus"])
+
+
+# -- a. a run folder as --checkpoint -------------------------------------------------------
+
+
+def test_checkpoint_path_of_run_and_original_folders(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.npz").write_bytes(b"")
+    assert checkpoint_path(run) == run / "checkpoint.npz"
+    assert checkpoint_path(run / "checkpoint.npz") == run / "checkpoint.npz"
+    both = tmp_path / "both"  # the original's files win, as before
+    both.mkdir()
+    for name in ("gP2E", "gE2C", "theta", "checkpoint.npz"):
+        (both / name).write_text("1\n")
+    assert checkpoint_path(both) == both
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UserError) as info:
+        load_checkpoint(empty)
+    assert "missing gP2E, gE2C, theta" in str(info.value)
+    assert "no checkpoint.npz" in str(info.value)

@@ -34,6 +34,8 @@ FORMAT = "symstdp-genn-checkpoint"
 FORMAT_VERSION = 1
 META_KEY = "__meta__"
 ORIGINAL_FILES = ("gP2E", "gE2C", "theta")
+#: the checkpoint a training run folder holds
+RUN_CHECKPOINT = "checkpoint.npz"
 #: The plastic weights. Training keeps them in [0, w_max] (at most 8 in any preset) and
 #: normalises column sums to at most 8000, so a weight outside [0, WEIGHT_LIMIT] can only
 #: come from a damaged or foreign file; it would make every pass report nonsense.
@@ -128,9 +130,22 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
     return path
 
 
-def load_checkpoint(path: Path) -> Checkpoint:
-    """Read a checkpoint written by :func:`save_checkpoint`, or import an original folder."""
+def checkpoint_path(path: Path) -> Path:
+    """What ``path`` names as a checkpoint: a training run folder (``checkpoint.npz`` and
+    none of the original's files) means its ``checkpoint.npz``, since that is what a user
+    passing ``models/mnist-400-s1`` wants tested; anything else is returned unchanged (an
+    original-format folder, a file)."""
     path = Path(path)
+    if (path.is_dir() and not any((path / f).is_file() for f in ORIGINAL_FILES)
+            and (path / RUN_CHECKPOINT).is_file()):
+        return path / RUN_CHECKPOINT
+    return path
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint` (a run folder: its
+    ``checkpoint.npz``), or import an original folder."""
+    path = checkpoint_path(path)
     if path.is_dir():
         return import_original(path)
     if not path.is_file():
@@ -261,7 +276,8 @@ def import_original(folder: Path) -> Checkpoint:
     missing = [f for f in ORIGINAL_FILES if not (folder / f).is_file()]
     if missing:
         raise UserError(f"{folder} is not an original checkpoint folder: missing "
-                        f"{', '.join(missing)} (expected gP2E, gE2C and theta text files)")
+                        f"{', '.join(missing)} (expected gP2E, gE2C and theta text files); "
+                        f"nor is it a training run folder (no {RUN_CHECKPOINT})")
     with np.errstate(over="ignore"):  # a huge value becomes inf, refused below by name
         theta = _loadtxt(folder / "theta").ravel().astype(np.float32)
         n = theta.size

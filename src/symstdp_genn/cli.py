@@ -19,7 +19,7 @@ import numpy as np
 
 from . import __version__, runner
 from .backends import backend_for
-from .checkpoint import Checkpoint, check_size, load_checkpoint
+from .checkpoint import Checkpoint, check_size, checkpoint_path, load_checkpoint
 from .config import (
     BACKENDS,
     DEFAULT_PRESET,
@@ -86,8 +86,8 @@ def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="run folder (default models/<preset>-s<seed>/); "
                    "for --mode test: where evaluation.npz and figures/ go (default: the run "
                    "folder for a run's checkpoint.npz, else NAME-test/ beside the checkpoint)")
-    p.add_argument("--checkpoint", type=Path, help="checkpoint to test (.npz, or a folder with "
-                   "the original code's gP2E, gE2C and theta files)")
+    p.add_argument("--checkpoint", type=Path, help="checkpoint to test (.npz, a run folder, or "
+                   "a folder with the original code's gP2E, gE2C and theta files)")
     p.add_argument("--resume", type=Path, metavar="CHECKPOINT", help="continue training from it")
     p.add_argument("--run", type=Path, metavar="FOLDER",
                    help="run folder for --mode plot (figures go to FOLDER/figures/)")
@@ -276,6 +276,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     if args.checkpoint is None:
         raise UserError("--mode test needs --checkpoint PATH (a checkpoint.npz written by "
                         "training, or a folder with the original gP2E, gE2C and theta files)")
+    args.checkpoint = checkpoint_path(args.checkpoint)  # a run folder: its checkpoint.npz
     _setup_logging(args.verbose)
     ckpt = load_checkpoint(args.checkpoint)
     data = ckpt.meta.get("config")
