@@ -102,14 +102,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def cuda_problem_here() -> str | None:
-    """Why genn-cuda cannot run on this machine, in one line, or None when it can."""
-    from symstdp_genn.backends import genn_backend_available, pygenn_available
-
-    if not pygenn_available():
-        return "PyGeNN is not installed (build GeNN 5 with CUDA as the README describes)"
-    if not genn_backend_available():
-        return "this symstdp-genn has no GeNN backend module"
-    from symstdp_genn.backends.genn import cuda_problem
+    """Why genn-cuda cannot run on this machine, in one line, or None when it can: every
+    missing piece (PyGeNN's CUDA backend, driver, device, toolkit, cuRAND headers) at once,
+    checked before anything is built."""
+    from symstdp_genn.backends.cuda_env import cuda_problem
 
     return cuda_problem()
 

@@ -16,9 +16,9 @@ How each part of the protocol maps onto GeNN 5:
   most :data:`RECORDING_STEPS` steps at a time) and counted on the host;
 - synaptic scaling: GeNN 5 custom updates cannot reduce a weight matrix over
   its presynaptic axis, so the column sums are taken on the host from the
-  pulled weights and a custom update ``g *= scale[id_post]`` applies the
-  per-target factor where the weights live (only the N-element factor travels
-  to the device);
+  pulled weights and a custom update ``g *= scale[id_syn % num_post]`` applies
+  the per-target factor where the weights live (only the N-element factor
+  travels to the device);
 - the all-but-self inhibition is Toeplitz connectivity generated on the fly
   (one diagonal per offset), so nothing of size N² is allocated.
 
@@ -29,11 +29,9 @@ GeNN's streams from that build seed. GeNN's CPU backend simulates one lane only.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Mapping
@@ -54,10 +52,10 @@ from pygenn import (
     init_toeplitz_connectivity,
     init_weight_update,
 )
-from pygenn.genn_model import backend_modules
 
 from ..errors import UserError
 from ..network import WEIGHT_VAR, NetworkSpec, Population, Projection
+from . import cuda_env
 from .base import Backend, lane_values
 
 log = logging.getLogger(__name__)
@@ -81,12 +79,18 @@ for_each_synapse {
     calc_kernel_size_func=lambda pars: [1],
 )
 
-#: synaptic scaling where the weights live: one factor per target neuron
+#: synaptic scaling where the weights live: one factor per target neuron.
+#: The target is written ``id_syn % num_post`` (a dense matrix is row-major), not
+#: ``id_post``: GeNN 5.4.0's SIMT backend (CUDA) declares ``id_post`` for a custom
+#: update over a dense synapse group with an initialiser that lacks its semicolon
+#: (``const unsigned int idPost = lid % (N)``, backendSIMT.cc), so nvcc stops with
+#: 'expected a ";"' in customUpdate.cc. Both spellings name the same neuron, and
+#: genn-cpu's results are unchanged.
 _COLUMN_SCALE = create_custom_update_model(
     "column_scale",
     var_refs=[("g", "scalar")],
     extra_global_params=[("scale", "scalar*")],
-    update_code="g *= scale[id_post];",
+    update_code="g *= scale[id_syn % num_post];",
 )
 
 
@@ -94,38 +98,10 @@ _COLUMN_SCALE = create_custom_update_model(
 # Environment checks
 # ---------------------------------------------------------------------------
 
-def _cuda_driver_device_count() -> int:
-    """Devices the CUDA driver sees (0 without a driver)."""
-    try:
-        cuda = ctypes.CDLL("libcuda.so.1")
-    except OSError:
-        return 0
-    if cuda.cuInit(0) != 0:
-        return 0
-    count = ctypes.c_int(0)
-    if cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
-        return 0
-    return count.value
-
-
 def cuda_problem() -> str | None:
-    """Why GeNN's CUDA backend cannot build and run here, or None when it can."""
-    if "cuda" not in backend_modules:
-        return ("this PyGeNN was built without its CUDA backend (set CUDA_PATH before "
-                "installing GeNN); use --backend genn-cpu or builtin")
-    cuda_path = os.environ.get("CUDA_PATH")
-    if not cuda_path or not Path(cuda_path).is_dir():
-        return ("CUDA_PATH is not set to a CUDA toolkit folder; GeNN compiles with "
-                "$CUDA_PATH/bin/nvcc")
-    if shutil.which("nvcc", path=str(Path(cuda_path) / "bin")) is None:
-        return f"no nvcc in {Path(cuda_path) / 'bin'}; install the CUDA toolkit there"
-    if not (Path(cuda_path) / "include" / "curand.h").is_file():
-        return (f"no cuRAND headers in {Path(cuda_path) / 'include'}; GeNN's CUDA code "
-                "needs them (install the toolkit's cuRAND development files)")
-    if _cuda_driver_device_count() == 0:
-        return ("no visible CUDA device (no NVIDIA driver, or CUDA_VISIBLE_DEVICES hides "
-                "every GPU); GeNN needs one at build time to choose block sizes")
-    return None
+    """Why GeNN's CUDA backend cannot build and run here (one line), or None when it can;
+    see :mod:`symstdp_genn.backends.cuda_env`, which checks without importing PyGeNN."""
+    return cuda_env.cuda_problem()
 
 
 def cuda_device_available() -> bool:
@@ -190,7 +166,10 @@ class GeNNBackend(Backend):
     supports_active_mask = False
 
     def __init__(self, spec: NetworkSpec, batch_size: int = 1, seed: int = 0,
-                 device: str = "cuda"):
+                 device: str = "cuda", load: bool = True):
+        """``load=False`` generates and compiles the model without loading it (no
+        memory allocated, no device touched after code generation): what the
+        compile-only CUDA check needs on a machine without a GPU."""
         if device not in _GENN_BACKENDS:
             raise ValueError(f"device must be one of {sorted(_GENN_BACKENDS)}")
         if device == "cpu" and batch_size > 1:
@@ -210,7 +189,9 @@ class GeNNBackend(Backend):
         self._counts = {p.name: np.zeros((batch_size, p.size), np.int64)
                         for p in spec.populations if p.record_spikes}
         self._model = self._build()
-        self._load()
+        self.build_seconds = self._build_seconds
+        if load:
+            self._load()
 
     # -- build -------------------------------------------------------------------
     def _build(self) -> Any:
@@ -236,6 +217,12 @@ class GeNNBackend(Backend):
         folder = build_root() / self.model_name
         folder.mkdir(parents=True, exist_ok=True)
         tic = time.perf_counter()
+        # cuRAND's headers from an nvidia-curand Python package: nvcc reads CPATH
+        # (PyGeNN has no preference for extra nvcc flags); GeNN's make and nvcc inherit it
+        cpath = cuda_env.curand_cpath() if self.device == "cuda" else None
+        saved_cpath = os.environ.get("CPATH")
+        if cpath is not None:
+            os.environ["CPATH"] = cpath
         try:
             model.build(str(folder))
         except subprocess.CalledProcessError as exc:
@@ -246,8 +233,15 @@ class GeNNBackend(Backend):
         except Exception as exc:  # pybind surfaces GeNN's errors as plain exceptions
             raise UserError(f"GeNN could not generate code for model '{self.model_name}': "
                             f"{_genn_message(exc)}") from None
+        finally:
+            if cpath is not None:
+                if saved_cpath is None:
+                    os.environ.pop("CPATH", None)
+                else:
+                    os.environ["CPATH"] = saved_cpath
+        self._build_seconds = time.perf_counter() - tic
         log.info("GeNN model %s ready in %.1f s (%s)", self.model_name,
-                 time.perf_counter() - tic, folder)
+                 self._build_seconds, folder)
         return model
 
     def _add_population(self, model: Any, pop: Population) -> Any:
@@ -487,5 +481,5 @@ class GeNNBackend(Backend):
         self.set_state(state)
 
     def close(self) -> None:
-        if self._model is not None and self._model._loaded:
+        if self._model is not None and getattr(self._model, "_loaded", False):
             self._model.unload()
