@@ -33,7 +33,8 @@ def _arrays(seed: int = 0, n: int = N) -> dict[str, np.ndarray]:
         "hidden_to_output.g": rng.random((n, 10), dtype=np.float32) * 8,
         "hidden.theta": rng.random((1, n), dtype=np.float32) * 20,
         "assignments": np.array([3, -1, 9, 0][:n], dtype=np.int16),
-        "input.rng": np.array([[0, 1, 2**63, 2**64 - 1]], dtype=np.uint64),
+        # not a network's array (those are checked against the layout): extremes of uint64
+        "extra.words": np.array([[0, 1, 2**63, 2**64 - 1]], dtype=np.uint64),
         "hidden.spikes": rng.integers(-(2**31), 2**31 - 1, (1, n), dtype=np.int32),
     }
 

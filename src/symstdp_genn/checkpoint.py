@@ -12,6 +12,7 @@ timestamps, so the same run writes byte-identical checkpoints.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -162,6 +163,8 @@ def load_checkpoint(path: Path) -> Checkpoint:
         meta = json.loads(bytes(raw).decode()) if raw is not None else {}
     except ValueError:
         raise UserError(f"checkpoint {path} has unreadable metadata; it is corrupt") from None
+    if not isinstance(meta, dict):
+        raise UserError(f"checkpoint {path} has metadata that is not a mapping; it is corrupt")
     if meta.get("format") != FORMAT:
         raise UserError(f"{path} is not a symstdp-genn checkpoint (no '{FORMAT}' metadata)")
     if meta.get("format_version", 0) > FORMAT_VERSION:
@@ -170,6 +173,8 @@ def load_checkpoint(path: Path) -> Checkpoint:
     for key in ("input_to_hidden.g", "hidden_to_output.g", "hidden.theta"):
         if key not in arrays:
             raise UserError(f"checkpoint {path} lacks '{key}'; it is incomplete or corrupt")
+    check_meta(meta, str(path))
+    check_layout(arrays, str(path))
     check_values(arrays, str(path))
     _pin_theta_decay(meta, arrays["hidden.theta"])
     _pin_subnormals(meta)
@@ -234,6 +239,144 @@ def check_values(arrays: dict[str, np.ndarray], source: str) -> None:
     if theta is not None and theta.size and (bad := np.abs(theta) > THETA_LIMIT).any():
         raise UserError(f"checkpoint {source}: 'hidden.theta' outside ±{THETA_LIMIT:g} mV at "
                         f"{_first_bad(theta, bad)}; {hint}")
+
+
+#: the largest hidden layer a config may ask for (``network.n_hidden``)
+MAX_HIDDEN = 100_000
+#: driver counters a checkpoint's metadata holds: whole numbers >= 0
+DRIVER_COUNTS = ("samples_seen", "retries_total", "forced_total", "presentations")
+#: metadata sections that must be mappings when present
+META_SECTIONS = ("config", "driver", "selection", "joint_selection", "selected")
+
+
+def check_meta(meta: dict[str, Any], source: str) -> None:
+    """Refuse metadata a training cannot have written: a section that is not a mapping, a
+    driver count that is not a whole number, a selection whose fields have the wrong type.
+    Each would otherwise surface as a traceback deep inside testing or resuming."""
+    def bad(what: str, value: Any, expected: str) -> UserError:
+        shown = repr(value) if len(repr(value)) <= 40 else f"a {type(value).__name__}"
+        return UserError(f"checkpoint {source}: metadata {what} is {shown}, expected "
+                         f"{expected}; the checkpoint is damaged or not from this program: use "
+                         "another one or retrain")
+
+    for section in META_SECTIONS:
+        if section in meta and not isinstance(meta[section], dict):
+            raise bad(f"'{section}'", meta[section], "a mapping")
+    driver = meta.get("driver", {})
+    for key in DRIVER_COUNTS:
+        value = driver.get(key, 0)
+        if not _whole(value) or value < 0:
+            raise bad(f"'driver.{key}'", value, "a whole number >= 0")
+    if not isinstance(driver.get("stage", ""), str):
+        raise bad("'driver.stage'", driver["stage"], "a stage name")
+    for section in ("selection", "joint_selection"):
+        sel = meta.get(section, {})
+        for key in ("readout", "split"):
+            if not isinstance(sel.get(key, ""), str):
+                raise bad(f"'{section}.{key}'", sel[key], "a name")
+        score = sel.get("best_score")
+        if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
+            raise bad(f"'{section}.best_score'", score, "a number")
+        best = sel.get("best_samples")
+        if best is not None and (not _whole(best) or best < 0):
+            raise bad(f"'{section}.best_samples'", best, "a whole number >= 0")
+        curve = sel.get("curve", [])
+        if not isinstance(curve, list) or not all(isinstance(c, dict) for c in curve):
+            raise bad(f"'{section}.curve'", curve, "a list of mappings")
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@functools.lru_cache(maxsize=8)  # the figures load every snapshot of a run
+def _state_layout(n_hidden: int) -> dict[str, tuple[tuple[int, ...], bool]]:
+    """Every state array a network of ``n_hidden`` hidden neurons can have, as
+    ``key -> (shape of one lane, batched)``: each variable of the network spec (under
+    either supervision), plus the builtin backend's own (spikes, spike counts, random
+    generator words). A batched array may carry a leading batch axis."""
+    from .config import config_from_dict
+    from .network import build_network
+
+    layout: dict[str, tuple[tuple[int, ...], bool]] = {}
+    for supervision in ("teacher", "current"):
+        spec = build_network(config_from_dict(
+            {"network": {"n_hidden": n_hidden, "supervision": supervision}}))
+        sizes = {pop.name: pop.size for pop in spec.populations}
+        for pop in spec.populations:
+            n = pop.size
+            for var, _ in pop.model.vars:
+                layout[f"{pop.name}.{var}"] = ((n,), True)
+            layout[f"{pop.name}.spikes"] = ((n,), True)
+            layout[f"{pop.name}.spike_count"] = ((1,), True)
+            layout[f"{pop.name}.rng"] = ((4, n), True)
+        for proj in spec.projections:
+            pre, post = sizes[proj.source], sizes[proj.target]
+            wu = proj.weight_update
+            layout[f"{proj.name}.inSyn"] = ((post,), True)
+            for var, _ in wu.vars:
+                layout[f"{proj.name}.{var}"] = ((pre, post) if proj.connectivity == "dense"
+                                                else (pre,), False)
+            for var, _ in wu.pre_vars:
+                layout[f"{proj.name}.{var}"] = ((pre,), True)
+            for var, _ in wu.post_vars:
+                layout[f"{proj.name}.{var}"] = ((post,), True)
+    return layout
+
+
+def check_layout(arrays: dict[str, np.ndarray], source: str) -> None:
+    """Refuse arrays of the wrong shape or type for the network their θ describes: weights
+    of another size, a scalar θ, text where numbers belong, assignments of the wrong length
+    or outside the ten classes, a malformed step counter or running statistics. One line
+    names the array, what it holds and what was expected, before anything runs."""
+    hint = "the checkpoint is damaged or not from this model: use another one or retrain"
+
+    def refuse(key: str, value: np.ndarray, expected: str) -> UserError:
+        return UserError(f"checkpoint {source}: '{key}' is {_describe(value)}, expected "
+                         f"{expected}; {hint}")
+
+    theta = arrays["hidden.theta"]
+    if theta.dtype.kind not in "fiu" or theta.ndim not in (1, 2) or theta.size == 0:
+        raise refuse("hidden.theta", theta, "one number per hidden neuron")
+    n = int(theta.shape[-1])
+    if n > MAX_HIDDEN:
+        raise refuse("hidden.theta", theta, f"at most {MAX_HIDDEN:,} hidden neurons")
+    layout = _state_layout(n)
+    for key, value in arrays.items():
+        if key == "__step__":
+            if value.dtype.kind not in "iu" or value.size != 1 or int(value.ravel()[0]) < 0:
+                raise refuse(key, value, "one whole number >= 0")
+        elif key == "assignments":
+            if value.dtype.kind not in "iu" or value.shape != (n,):
+                raise refuse(key, value, f"{n} whole numbers (one class per hidden neuron)")
+            outside = (value < -1) | (value > 9)
+            if outside.any():
+                raise UserError(f"checkpoint {source}: 'assignments' holds a class outside "
+                                f"0-9 (or -1 for none) at {_first_bad(value, outside)}; {hint}")
+        elif key.startswith("driver."):
+            shape = {"driver.response_sums": (n, 10), "driver.label_counts": (10,)}.get(key)
+            if value.dtype.kind not in "fiu" or (value.ndim != 1 if shape is None
+                                                 else value.shape != shape):
+                what = "numbers" if shape is None else f"numbers of shape {shape}"
+                raise refuse(key, value, what)
+        elif key in layout:
+            shape, batched = layout[key]
+            kinds = "iu" if key.endswith((".rng", ".spikes", ".spike_count")) else "fiu"
+            fits = (value.shape == shape
+                    or (batched and value.ndim == len(shape) + 1 and value.shape[0] >= 1
+                        and value.shape[1:] == shape))
+            if value.dtype.kind not in kinds or not fits:
+                lanes = " (or one per batch lane)" if batched else ""
+                kind = "whole numbers" if kinds == "iu" else "numbers"
+                raise refuse(key, value, f"{kind} of shape {shape}{lanes} for {n} hidden "
+                                         "neurons")
+
+
+def _describe(value: np.ndarray) -> str:
+    """``float32 array of shape (784, 50)``, ``a <U3 array``: what a refused array holds."""
+    kind = {"U": "text", "S": "bytes", "O": "objects", "b": "booleans"}.get(value.dtype.kind)
+    what = f"{kind} ({value.dtype})" if kind else str(value.dtype)
+    return f"a {what} array of shape {value.shape}" if value.ndim else f"a {what} scalar"
 
 
 def _loadtxt(path: Path) -> np.ndarray:
