@@ -157,6 +157,22 @@ def test_accuracy_curves_from_metrics(tmp_path: Path) -> None:
     assert curves.evaluated_on == {"periodic": 100, "final": 10000}
     assert not curves.empty
     assert plotting.accuracy_curves([]).empty
+    assert curves.stage2 is None
+
+
+def test_accuracy_curves_mark_where_stage_two_began_and_what_it_started_from(
+        tmp_path: Path) -> None:
+    events = [{"event": "train", "samples_seen": 1000, "running_accuracy": 0.5},
+              {"event": "stage", "stage": "output", "samples_seen": 5000, "start": "selected",
+               "start_samples": 3000},
+              {"event": "train", "samples_seen": 6000, "running_accuracy": 0.6}]
+    curves = plotting.accuracy_curves(events)
+    assert curves.stage2 == (5000, 3000)
+    fig = plotting.accuracy_figure(curves, [], "two stages")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert any("stage 2" in t and "3,000" in t for t in texts)
+    lines = [ln for ln in fig.axes[0].lines if list(ln.get_xdata()) == [5000, 5000]]
+    assert len(lines) == 1
 
 
 def test_confusions_from_metrics_take_the_last_final_evaluation(tmp_path: Path) -> None:

@@ -60,6 +60,9 @@ class AccuracyCurves:
     evaluated_on: dict[str, int] = field(default_factory=dict)  # tag -> test images (last)
     #: tag -> the images an evaluation used, when its events say ("validation" or "test")
     split: dict[str, str] = field(default_factory=dict)
+    #: a layerwise run's stage 2: (samples where it began, samples of the joint-stage
+    #: checkpoint it started from)
+    stage2: tuple[int, int] | None = None
 
     @property
     def empty(self) -> bool:
@@ -95,11 +98,15 @@ def accuracy_curves(events: Iterable[dict[str, Any]]) -> AccuracyCurves:
     evals: dict[tuple[str, str], dict[int, float]] = {}
     evaluated_on: dict[str, int] = {}
     split: dict[str, str] = {}
+    stage2: tuple[int, int] | None = None
     for e in events:
         x = e.get("samples_seen")
         if not isinstance(x, int):
             continue
-        if e.get("event") == "train":
+        if e.get("event") == "stage" and e.get("stage") == "output":
+            start = e.get("start_samples")
+            stage2 = (x, start if isinstance(start, int) else x)
+        elif e.get("event") == "train":
             if isinstance(e.get("running_accuracy"), (int, float)):
                 running[x] = 100.0 * e["running_accuracy"]
             else:
@@ -124,7 +131,7 @@ def accuracy_curves(events: Iterable[dict[str, Any]]) -> AccuracyCurves:
         periodic={r: _curve(evals.get(("periodic", r), {})) for r in ("supervised", "assignment")},
         final={r: _curve(evals.get(("final", r), {})) for r in ("supervised", "assignment")},
         best={r: _curve(evals.get(("best", r), {})) for r in ("supervised", "assignment")},
-        evaluated_on=evaluated_on, split=split)
+        evaluated_on=evaluated_on, split=split, stage2=stage2)
 
 
 def reference_lines(dataset: str, n_hidden: int) -> list[Reference]:
@@ -256,6 +263,12 @@ def accuracy_figure(curves: AccuracyCurves, references: Sequence[Reference], tit
             ax.annotate(f"{y:.2f} %", (x, y), textcoords="offset points", xytext=(9, dy - 3),
                         fontsize=8, color=COLOURS[readout], fontweight="bold", zorder=6)
     right = max(curves.last_x(), 1) * 1.14
+    if curves.stage2 is not None:
+        at, start = curves.stage2
+        ax.axvline(at, color="0.35", ls=":", lw=1.2, zorder=1)
+        note = ("stage 2: hidden layer frozen, output layer retrained"
+                + (f"\n(from the joint stage's checkpoint at {start:,})" if start != at else ""))
+        ax.text(at, hi, " " + note, fontsize=7.5, color="0.3", va="top", ha="left")
     for ref, (y, above) in zip(references, reference_label_places(references, hi - lo),
                                strict=True):
         colour = COLOURS.get(ref.readout, "black")
