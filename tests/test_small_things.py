@@ -5,14 +5,17 @@ log.txt and the figures read the way a user expects."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from symstdp_genn import cli
 from symstdp_genn.checkpoint import checkpoint_path, load_checkpoint
 from symstdp_genn.config import load_config
 from symstdp_genn.errors import UserError, did_you_mean
-from symstdp_genn.sweep import build_sweep
+from symstdp_genn.sweep import build_sweep, load_sweep
+from symstdp_genn.sweep.results import _lines_of, _markdown, summarise, trial_row, write_results
 
 
 def _message(**kwargs: object) -> str:
@@ -101,3 +104,52 @@ def test_checkpoint_path_of_run_and_original_folders(tmp_path: Path) -> None:
         load_checkpoint(empty)
     assert "missing gP2E, gE2C, theta" in str(info.value)
     assert "no checkpoint.npz" in str(info.value)
+
+
+# -- e, f. a sweep's results.md and sweep.png -----------------------------------------------
+
+SMOKE = Path(__file__).resolve().parents[1] / "sweeps" / "smoke.yaml"
+
+
+def _smoke_rows(spec: Any, result: dict[str, Any] | None) -> list[dict[str, Any]]:
+    rows = []
+    for t in spec.trials:
+        accuracy = 0.5 + sum(t.params.values())
+        rows.append(trial_row(spec, t, None if result is None else {
+            **result, "supervised_accuracy": accuracy, "assignment_accuracy": accuracy - 0.1},
+            Path("trials") / t.trial_id))
+    return rows
+
+
+def test_results_md_says_how_many_images_each_trial_scored(tmp_path: Path) -> None:
+    spec = load_sweep(SMOKE)  # eval_samples: 100, labelled on 100
+    rows = _smoke_rows(spec, {"status": "finished", "eval_samples": 100})
+    files = write_results(spec, rows, tmp_path)
+    note = files.markdown.read_text().splitlines()[2]
+    assert "scored on the first 100 validation images" in note
+    assert "labelled on 100 training images" in note
+    assert "eval_samples" in files.csv.read_text().splitlines()[0]
+    # before anything ran, the sweep file says what will be scored
+    assert "first 100 validation images" in _markdown(spec, _smoke_rows(spec, None))
+    # a whole-split sweep says no more than the split
+    whole = build_sweep({**yaml.safe_load(SMOKE.read_text()), "eval_samples": None})
+    assert "scored on" not in _markdown(whole, _smoke_rows(whole, None))
+
+
+def test_sweep_panels_draw_one_line_per_value_of_the_other_key(tmp_path: Path) -> None:
+    spec = load_sweep(SMOKE)
+    summaries = summarise(spec, _smoke_rows(spec, {"status": "finished", "eval_samples": 100}))
+    lines = _lines_of(summaries, "network.theta_plus", spec.swept_keys)
+    assert [label for label, _ in lines] == ["eta_input_to_hidden=0.005",
+                                            "eta_input_to_hidden=0.01"]
+    for label, members in lines:
+        assert len(members) == 2  # both theta_plus values on each line
+        assert {summaries[i].params["network.eta_input_to_hidden"] for i in members} == \
+            {float(label.split("=")[1])}
+    # one swept key: one line through every point, no colour legend
+    alone = build_sweep({"base": "mnist-100", "grid": {"network.theta_plus": [0.05, 0.07]}})
+    one = summarise(alone, _smoke_rows(alone, {"status": "finished"}))
+    assert _lines_of(one, "network.theta_plus", alone.swept_keys) == [("", [0, 1])]
+    pytest.importorskip("matplotlib")
+    files = write_results(spec, _smoke_rows(spec, {"status": "finished"}), tmp_path)
+    assert files.figure is not None and files.figure.stat().st_size > 10_000

@@ -17,14 +17,16 @@ from typing import Any
 import numpy as np
 
 from ..checkpoint import atomic_path
+from ..selection import N_VALIDATION
 from .spec import SweepSpec, Trial
 
 log = logging.getLogger(__name__)
 
 READOUTS = ("supervised_accuracy", "assignment_accuracy")
 BASE_COLUMNS = ("trial", "point", "name")
-TAIL_COLUMNS = ("seed", "status", "split", *READOUTS, "silent_fraction", "samples_per_s",
-                "wall_s", "reason", "run_dir")
+TAIL_COLUMNS = ("seed", "status", "split", "eval_samples", *READOUTS, "silent_fraction",
+                "samples_per_s", "wall_s", "reason", "run_dir")
+VALIDATION_TEXT = f"the last {N_VALIDATION:,} training images".replace(",", " ")
 
 
 @dataclass
@@ -43,6 +45,7 @@ def trial_row(spec: SweepSpec, trial: Trial, result: dict[str, Any] | None,
     for key in spec.swept_keys:
         row[key] = trial.params.get(key)
     row.update(seed=trial.seed, status=result.get("status", "not run"), split=spec.split,
+               eval_samples=result.get("eval_samples"),
                supervised_accuracy=result.get("supervised_accuracy"),
                assignment_accuracy=result.get("assignment_accuracy"),
                silent_fraction=result.get("silent_fraction"),
@@ -51,11 +54,40 @@ def trial_row(spec: SweepSpec, trial: Trial, result: dict[str, Any] | None,
     return row
 
 
-def _split_note(spec: SweepSpec) -> str:
+def _counts_text(counts: set[int]) -> str:
+    """``100``, or ``100 to 500`` when trials differ."""
+    low, high = min(counts), max(counts)
+    return f"{low:,}".replace(",", " ") + ("" if low == high else
+                                           f" to {high:,}".replace(",", " "))
+
+
+def _scored_note(spec: SweepSpec, rows: list[dict[str, Any]]) -> str:
+    """How many images each trial was scored on, and labelled on: a score on 100 images
+    is far noisier than one on 10 000, so the tables must not suggest the latter. The
+    finished trials' results say what was scored; the trials' configs stand in for rows
+    that have no count (not run, or written before the count was kept)."""
+    scored = {int(n) for r in rows if r.get("status") == "finished"
+              for n in [_number(r.get("eval_samples"))] if math.isfinite(n)}
+    if not scored:
+        asked = {t.config.evaluation.periodic_samples for t in spec.trials}
+        if None in asked or not asked:
+            return ""  # the whole split: the split's own description says how many
+        scored = {int(n) for n in asked if n is not None}
+    labels = {ev.periodic_label_samples if ev.periodic_label_samples is not None
+              else ev.assignment_samples for ev in (t.config.evaluation for t in spec.trials)}
+    what = "validation" if spec.split == "validation" else "test"
+    note = f" Each trial was scored on the first {_counts_text(scored)} {what} images"
+    if labels:
+        note += f", its neurons labelled on {_counts_text(labels)} training images"
+    return note + "."
+
+
+def _split_note(spec: SweepSpec, rows: list[dict[str, Any]] | None = None) -> str:
+    scored = _scored_note(spec, rows or [])
     if spec.split == "test":
         return ("**Measured on the TEST set** (split: test was asked for): these numbers were "
-                "used for selection and are optimistic.")
-    return "Measured on the validation split (the last 10 000 training images)."
+                "used for selection and are optimistic." + scored)
+    return f"Measured on the validation split ({VALIDATION_TEXT})." + scored
 
 
 def _number(x: Any) -> float:
@@ -108,7 +140,7 @@ def _markdown(spec: SweepSpec, rows: list[dict[str, Any]]) -> str:
     summaries = summarise(spec, rows)
     what = "test" if spec.split == "test" else "validation"
     plural = "s" if len(summaries) != 1 else ""
-    lines = [f"# Sweep {spec.name}", "", _split_note(spec), "",
+    lines = [f"# Sweep {spec.name}", "", _split_note(spec, rows), "",
              f"{len(rows)} trials, {len(summaries)} point{plural}; accuracies in % on the {what} "
              "split, mean ± sd over seeds; best point first.", "",
              f"| point | name | seeds done | supervised ({what}) | assignment ({what}) | "
@@ -147,6 +179,66 @@ def _axis_values(values: list[Any]) -> tuple[np.ndarray, bool]:
     return np.array([labels.index(str(v)) for v in values], dtype=float), False
 
 
+#: most lines a 1-D panel draws, one per value of the other swept keys; beyond it (a
+#: random search, where every point has its own values) the points stand alone
+MAX_LINES = 8
+
+
+def _lines_of(summaries: list[PointSummary], key: str, keys: list[str]
+              ) -> list[tuple[str | None, list[int]]]:
+    """The lines of ``key``'s panel: ``(label, indices into summaries)``, one line per
+    combination of the other swept keys' values, so that points which differ only in
+    another key are told apart instead of sitting on top of one another. One unlabelled
+    line when ``key`` is the only swept key; label None (points, no lines) when lines
+    would not help: too many, or none joining two points."""
+    others = [k for k in keys if k != key]
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, s in enumerate(summaries):
+        groups.setdefault(tuple(_value_text(s.params[k]) for k in others), []).append(i)
+    if len(groups) > MAX_LINES or all(len(g) == 1 for g in groups.values()):
+        return [(None, list(range(len(summaries))))]
+    ordered = sorted(groups.items(), key=lambda item: [_sort_key(v) for v in item[0]])
+    return [(", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in zip(others, values,
+                                                                        strict=True)),
+             members) for values, members in ordered]
+
+
+def _panel_legend(ax: Any, labels: list[str | None]) -> None:
+    """Under the panel, off the data: the readouts' marker and line style, then one colour
+    per line (the other keys' values)."""
+    from matplotlib.lines import Line2D
+
+    coloured = len(labels) > 1
+    black = "0.2" if coloured else "C0"
+    handles = [Line2D([], [], color=black, marker="o", ls="-", label="supervised"),
+               Line2D([], [], color=black, marker="s", mfc="white", ls="--",
+                      label="assignment")]
+    if coloured:
+        handles += [Line2D([], [], color=f"C{k % 10}", lw=3, label=label)
+                    for k, label in enumerate(labels)]
+    ax.legend(handles=handles, fontsize="small", loc="upper center", frameon=False,
+              bbox_to_anchor=(0.5, -0.2), ncol=_legend_columns(labels))
+
+
+def _legend_columns(labels: list[str | None]) -> int:
+    """Two columns while the labels are short enough to sit side by side under a panel."""
+    return 2 if max((len(label or "") for label in labels), default=0) <= 28 else 1
+
+
+def _legend_rows(labels: list[str | None]) -> int:
+    entries = 2 + (len(labels) if len(labels) > 1 else 0)
+    return math.ceil(entries / _legend_columns(labels))
+
+
+def _value_text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _sort_key(text: str) -> tuple[float, str]:
+    number = _number(text)
+    return (number if math.isfinite(number) else math.inf, text)
+
+
 def _figure(spec: SweepSpec, rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -157,7 +249,11 @@ def _figure(spec: SweepSpec, rows: list[dict[str, Any]], path: Path) -> None:
     keys = spec.swept_keys
     heat = len(spec.grid_keys) == 2 and len(keys) == 2
     panels = max(1, len(keys)) + (1 if heat else 0)
-    fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 3.8), squeeze=False)
+    panel_lines = {key: _lines_of(summaries, key, keys) for key in keys}
+    legend_rows = max((_legend_rows([label for label, _ in lines])
+                       for lines in panel_lines.values()), default=0)
+    fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 3.8 + 0.2 * legend_rows),
+                             squeeze=False)
     what = "TEST set" if spec.split == "test" else "validation"
     if not keys:  # a seed study: every seed, and the mean ± sd band, per readout
         ax = axes[0][0]
@@ -174,16 +270,26 @@ def _figure(spec: SweepSpec, rows: list[dict[str, Any]], path: Path) -> None:
         ax.legend(fontsize="small")
     for ax, key in zip(axes[0], keys, strict=False):
         xs, log_axis = _axis_values([s.params[key] for s in summaries])
-        for readout, marker in (("supervised_accuracy", "o"), ("assignment_accuracy", "s")):
-            ys = np.array([100 * s.mean[readout] for s in summaries])
-            err = np.nan_to_num(np.array([100 * s.sd[readout] for s in summaries]))
-            ax.errorbar(xs, ys, yerr=err, fmt=marker, alpha=0.7, capsize=3,
-                        label=readout.split("_")[0])
+        lines = panel_lines[key]
+        for k, (label, members) in enumerate(lines):
+            members = sorted(members, key=lambda i: xs[i])
+            colour = f"C{k % 10}"
+            for readout, style in (("supervised_accuracy", "o-"),
+                                   ("assignment_accuracy", "s--")):
+                ys = np.array([100 * summaries[i].mean[readout] for i in members])
+                err = np.nan_to_num(np.array([100 * summaries[i].sd[readout]
+                                              for i in members]))
+                ax.errorbar(xs[members], ys, yerr=err, fmt=style if label is not None
+                            else style[0], color=colour, alpha=0.8, capsize=3, ms=5,
+                            mfc="white" if readout == "assignment_accuracy" else None)
+        if not np.all(np.isfinite([_number(s.params[key]) for s in summaries])):
+            names = sorted({str(s.params[key]) for s in summaries})
+            ax.set_xticks(range(len(names)), names)
         if log_axis:
             ax.set_xscale("log")
         ax.set_xlabel(key)
         ax.set_ylabel(f"accuracy on {what} (%)")
-        ax.legend(fontsize="small")
+        _panel_legend(ax, [label for label, _ in lines])
     if heat:
         ax = axes[0][-1]
         kx, ky = keys
