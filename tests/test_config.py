@@ -52,11 +52,28 @@ TUNED = {"fashion-400-tuned": ("fashion-400", {"theta_plus": 0.2, "eta_input_to_
                                                "norm_input_to_hidden": 78.4})}
 
 
+#: presets that are a network preset under another protocol: (base preset, training and
+#: evaluation values that differ from it)
+PROTOCOLS = {"mnist-6400-two-stage": ("mnist-6400", {
+    "training.schedule": "layerwise", "training.epochs": 1, "training.output_epochs": 2,
+    "training.validation": True, "training.eval_every": 10_000,
+    "training.checkpoint_every": 5000, "evaluation.periodic_label_samples": 5000})}
+
+
 def test_preset_list_is_exactly_the_spec_table() -> None:
     """The network presets are the spec's table; each has a ``paper-`` twin (the protocol);
-    the only others are the ``-tuned`` presets below."""
+    the only others are the ``-tuned`` and protocol presets below."""
     assert sorted(list_presets()) == sorted(
-        [*SPEC_TABLE, *(f"paper-{p}" for p in SPEC_TABLE), *TUNED])
+        [*SPEC_TABLE, *(f"paper-{p}" for p in SPEC_TABLE), *TUNED, *PROTOCOLS])
+
+
+@pytest.mark.parametrize("preset", sorted(PROTOCOLS))
+def test_protocol_preset_is_its_network_preset_with_these_settings(preset: str) -> None:
+    base_name, settings = PROTOCOLS[preset]
+    config = load_config(preset)
+    same = load_config(base_name, overrides=[f"{k}={v}" for k, v in settings.items()])
+    assert config.name == preset
+    assert dataclasses.replace(config, name=base_name) == same
 
 
 @pytest.mark.parametrize("preset", sorted(TUNED))
@@ -76,13 +93,17 @@ def test_tuned_preset_differs_from_its_base_in_the_tuned_values_only(preset: str
 
 @pytest.mark.parametrize("preset", sorted(SPEC_TABLE))
 def test_paper_preset_is_the_network_preset_under_the_original_protocol(preset: str) -> None:
-    """Issue 10: 20 epochs (5 joint + 15 hidden→output, the original HEAD's layerwise
-    schedule), the full test set scored every 10 000 samples, selection on the test set."""
+    """The original's two stages: the first commit's joint-training budget for the size
+    (train.cc), then 20 epochs of hidden→output training on the frozen hidden layer from
+    stage 1's last state (the last commit's FIXED_HIDDEN_LAYER run), the full test set
+    scored every 10 000 samples, selection on the test set."""
     base, paper = load_config(preset), load_config(f"paper-{preset}")
     assert paper.name == f"paper-{preset}"
     assert paper.network == base.network and paper.dataset == base.dataset
     t, ev = paper.training, paper.evaluation
-    assert (t.schedule, t.epochs, t.output_epochs) == ("layerwise", 5, 15)
+    budget = {100: 3, 400: 5, 1600: 7, 6400: 15, 10_000: 20}[base.network.n_hidden]
+    assert (t.schedule, t.epochs, t.output_epochs) == ("layerwise", budget, 20)
+    assert t.output_stage_start == "last"
     assert (t.eval_every, t.validation) == (10_000, False)
     assert (ev.select_split, ev.select_on_readout, ev.periodic_samples) == (
         "test", "supervised", None)
