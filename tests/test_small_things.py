@@ -4,13 +4,15 @@ log.txt and the figures read the way a user expects."""
 
 from __future__ import annotations
 
+import io
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from symstdp_genn import cli
+from symstdp_genn import cli, progress, runner
 from symstdp_genn.checkpoint import checkpoint_path, load_checkpoint
 from symstdp_genn.config import load_config
 from symstdp_genn.errors import UserError, did_you_mean
@@ -153,3 +155,36 @@ def test_sweep_panels_draw_one_line_per_value_of_the_other_key(tmp_path: Path) -
     pytest.importorskip("matplotlib")
     files = write_results(spec, _smoke_rows(spec, {"status": "finished"}), tmp_path)
     assert files.figure is not None and files.figure.stat().st_size > 10_000
+
+
+# -- d. one progress format in log.txt -------------------------------------------------------
+
+
+def test_log_txt_has_the_trainer_lines_not_the_plain_progress_lines(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Off a terminal, progress lines go to the console (as notices) every 30 s; log.txt
+    has the trainer's own lines, one format, instead of both."""
+    from conftest import small_config
+    from test_training import synthetic_dataset
+
+    monkeypatch.setattr(runner, "load_dataset", lambda name, folder: synthetic_dataset())
+    monkeypatch.setitem(progress.ProgressBar.__init__.__kwdefaults__, "interval_s", 0.0)
+    console = io.StringIO()
+    handler = logging.StreamHandler(console)
+    handler.addFilter(progress.ConsoleFilter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    config = small_config(16, **{"training.samples": 20, "evaluation.samples": 12,
+                                 "evaluation.assignment_samples": 20,
+                                 "training.checkpoint_every": 0})
+    try:
+        runner.train_run(config, tmp_path / "shown", show_progress=True)
+        runner.train_run(config, tmp_path / "quiet", show_progress=False)
+    finally:
+        root.removeHandler(handler)
+    assert "training: 20 of 20 samples (100 %)" in console.getvalue()  # still on the console
+    shown = (tmp_path / "shown" / "log.txt").read_text()
+    assert " of 20 samples (" not in shown and "ETA" not in shown
+    assert "symstdp_genn.progress" not in shown
+    quiet = (tmp_path / "quiet" / "log.txt").read_text()
+    assert "20/20 samples, running accuracy" in quiet

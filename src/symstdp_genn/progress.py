@@ -7,7 +7,8 @@
 * A *notice* is a log record a user must see even without ``-v``: where data comes from,
   a compilation, a figure skipped for a missing package, how many images labelling used.
   :func:`notice` marks the record; :class:`ConsoleFilter` lets warnings and notices through
-  to the terminal handler, while the run's ``log.txt`` gets every record as before.
+  to the terminal handler, while the run's ``log.txt`` gets every record but the plain
+  progress lines (:func:`for_log_file`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ PLAIN_INTERVAL_S = 30.0
 POSTFIX_WORDS = {"running": "running accuracy"}
 #: ``extra=`` of a log record that the console shows at INFO level.
 NOTICE_EXTRA = {"notice": True}
+#: ``extra=`` of a plain progress line: a notice for the console, but not for a run's
+#: ``log.txt`` (see :func:`for_log_file`)
+PROGRESS_EXTRA = {**NOTICE_EXTRA, "progress": True}
 
 
 def notice(logger: logging.Logger, message: str, *args: object) -> None:
@@ -42,6 +46,15 @@ def notice(logger: logging.Logger, message: str, *args: object) -> None:
 
 def is_notice(record: logging.LogRecord) -> bool:
     return bool(getattr(record, "notice", False))
+
+
+def for_log_file(record: logging.LogRecord) -> bool:
+    """A run's ``log.txt`` filter: everything but the plain progress lines. Those come
+    every :data:`PLAIN_INTERVAL_S` seconds, for a person watching a console that is not a
+    terminal. The log file has the training's own line instead (samples, running accuracy,
+    samples/s at a multiple of 1 000 samples, at most once a minute while progress is
+    shown); both in one file read as two formats of the same thing at unrelated times."""
+    return not getattr(record, "progress", False)
 
 
 class ConsoleFilter(logging.Filter):
@@ -113,7 +126,7 @@ class ProgressBar:
             now = self._clock()
             if now - self._last >= self._interval:
                 self._last = now
-                notice(log, "%s", self.line(now))
+                log.info("%s", self.line(now), extra=PROGRESS_EXTRA)
 
     def line(self, now: float) -> str:
         """``training: 1,200 of 2,000 samples (60 %), running accuracy 85.1%, retries 3,

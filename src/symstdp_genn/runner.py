@@ -32,6 +32,7 @@ from .config import Config, config_from_dict
 from .data import Dataset, default_data_dir, load_dataset
 from .errors import UserError
 from .locking import try_lock, unlock
+from .progress import for_log_file
 from .selection import protocol_datasets
 from .training import Trainer, TrainingOutcome, sigterm_as_interrupt
 
@@ -267,6 +268,7 @@ def run_log(path: Path) -> Iterator[None]:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     thread = threading.get_ident()
     handler.addFilter(lambda record: record.thread == thread)  # parallel runs: own log each
+    handler.addFilter(for_log_file)  # one progress format: the trainer's lines
     package = logging.getLogger("symstdp_genn")
     level = package.level
     if package.getEffectiveLevel() > logging.INFO:
