@@ -139,7 +139,7 @@ def seed_for(config: Config, purpose: str) -> int:
 
 
 def build_network(config: Config) -> NetworkSpec:
-    """The four-population network of spec §1–§2 for ``config``."""
+    """The four-population network for ``config``: populations, projections, initial weights."""
     net = config.network
     n = net.n_hidden
     rng = np.random.default_rng(seed_sequence(config, "initial-weights"))
