@@ -7,7 +7,8 @@ behind the code. ``tests/test_docs.py`` imports :func:`config_keys` and fails wh
 has no description.
 
 It also drops nav entries whose page does not exist yet (the tutorial notebook), so the
-site builds before and after it lands.
+site builds before and after it lands, and renders the Sphinx roles some docstrings use
+(``:class:`~pkg.Name` ``) as plain code in the API reference.
 """
 
 from __future__ import annotations
@@ -203,6 +204,20 @@ def on_config(config: Any, **_: Any) -> Any:
     if config.get("nav"):
         config["nav"] = [i for i in config["nav"] if keep(i)]
     return config
+
+
+_SPHINX_ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|exc|obj):<code>~?([^<]*)</code>")
+
+
+def _role(match: re.Match[str]) -> str:
+    target = match.group(1)
+    if match.group(0).split("<code>", 1)[1].startswith("~"):
+        target = target.rsplit(".", 1)[-1]
+    return f"<code>{target}</code>"
+
+
+def on_page_content(html: str, **_: Any) -> str:
+    return _SPHINX_ROLE.sub(_role, html)
 
 
 def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
