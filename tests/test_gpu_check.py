@@ -118,3 +118,52 @@ def test_report_lists_errors_and_keeps_the_test_results() -> None:
                                    ["throughput measurement failed: RuntimeError: boom"])
     assert "## Errors\n\n- throughput measurement failed: RuntimeError: boom" in text
     assert "| genn tests on genn-cuda | PASS |" in text and "## Throughput" not in text
+
+
+def _load_carry():
+    spec = importlib.util.spec_from_file_location("gpu_carry", REPO / "benchmarks" /
+                                                  "gpu_carry.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+gpu_carry = _load_carry()
+
+
+def test_carry_refuses_a_wheel_for_another_python(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    wheel = tmp_path / "pygenn-5.4.0-cp311-cp311-linux_x86_64.whl"
+    wheel.write_bytes(b"")
+    assert gpu_carry.main(["--pygenn-wheel", str(wheel), "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {wheel.name} is not built for Python 3.12 (no cp312 tag)"]
+    assert gpu_carry.wheel_tag_problem(tmp_path / "nope.whl", "3.12") == (
+        f"no PyGeNN wheel at {tmp_path / 'nope.whl'}")
+    assert gpu_carry.wheel_tag_problem(wheel, "3.11") is None
+
+
+def test_carry_gathers_wheel_and_mnist_and_prints_the_command(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    wheel = tmp_path / "pygenn-5.4.0-cp312-cp312-linux_x86_64.whl"
+    wheel.write_bytes(b"wheel")
+    data = tmp_path / "data"
+    (data / "mnist").mkdir(parents=True)
+    for name in gpu_carry.MNIST_FILES:
+        (data / "mnist" / name).write_bytes(name.encode() * 10)
+    out = tmp_path / "carry"
+    assert gpu_carry.main(["--pygenn-wheel", str(wheel), "--out", str(out), "--data-dir",
+                           str(data), "--no-download"]) == 0
+    assert (out / "wheels" / wheel.name).read_bytes() == b"wheel"
+    import gzip
+
+    for name in gpu_carry.MNIST_FILES:
+        assert gzip.decompress((out / "mnist" / f"{name}.gz").read_bytes()) == \
+            name.encode() * 10
+    text = capsys.readouterr().out
+    assert "python benchmarks/gpu_check.py --quick" in text
+    assert f"--find-links {out}/wheels pygenn numpy pyyaml psutil pytest" in text
+    # without MNIST: one line, exit 2
+    assert gpu_carry.main(["--pygenn-wheel", str(wheel), "--out", str(out), "--data-dir",
+                           str(tmp_path / "empty"), "--no-download"]) == 2
+    assert capsys.readouterr().err.startswith("error: MNIST is not in ")
