@@ -594,6 +594,7 @@ def test_accuracy_figure_draws_both_readouts_fitted_and_legend_outside() -> None
     texts = _legend_texts(fig)
     assert texts == [
         "running training accuracy (assignment readout of the last 1,000 training images)",
+        "the same, smoothed (mean of 5 neighbouring points, 5,000 training images)",
         "supervised readout, periodic evaluation on 1,000 validation images",
         "assignment readout, periodic evaluation on 1,000 validation images",
         "supervised readout, final evaluation on 10,000 validation images",
@@ -621,6 +622,7 @@ def test_accuracy_figure_without_periodic_evaluations_and_reference_labels() -> 
     fig = plotting.accuracy_figure(curves, [], "t")
     assert _legend_texts(fig) == [
         "running training accuracy (assignment readout of recent training images)",
+        "the same, smoothed (mean of 5 neighbouring points, 5,000 training images)",
         "supervised readout, final evaluation on 10,000 test images",
         "assignment readout, final evaluation on 10,000 test images",
     ]

@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
@@ -188,3 +189,48 @@ def test_log_txt_has_the_trainer_lines_not_the_plain_progress_lines(
     assert "symstdp_genn.progress" not in shown
     quiet = (tmp_path / "quiet" / "log.txt").read_text()
     assert "20/20 samples, running accuracy" in quiet
+
+
+# -- g. the accuracy figure of a default run --------------------------------------------------
+
+
+def _noisy_default_run() -> list[dict[str, Any]]:
+    """Like the default run's metrics: 60 running-accuracy points that rise to ~89 % and
+    zigzag around it, crossing the published 87 % early on, and the final evaluation."""
+    rng = np.random.default_rng(1)
+    events: list[dict[str, Any]] = []
+    for k in range(1000, 60_001, 1000):
+        accuracy = 0.89 - 0.35 * np.exp(-k / 6000) + rng.normal(0, 0.012)
+        events.append({"event": "train", "samples_seen": k, "running_accuracy": accuracy})
+    events.append({"event": "evaluation", "tag": "final", "samples_seen": 60_000, "n": 10_000,
+                   "split": "test", "supervised_accuracy": 0.8885,
+                   "assignment_accuracy": 0.8842})
+    return events
+
+
+def test_accuracy_figure_smooths_and_keeps_the_reference_label_off_the_data() -> None:
+    pytest.importorskip("matplotlib")
+    from symstdp_genn import plotting
+    from symstdp_genn.plotting.accuracy import smoothed
+
+    curves = plotting.accuracy_curves(_noisy_default_run())
+    fig = plotting.accuracy_figure(curves, plotting.reference_lines("mnist", 400), "t",
+                                   running_window=1000)
+    (ax,) = fig.axes
+    raw, smooth = ax.lines[0], ax.lines[1]
+    assert smooth.get_linewidth() > raw.get_linewidth()
+    wiggle = [float(np.abs(np.diff(np.diff(line.get_ydata()))).sum()) for line in (raw, smooth)]
+    assert wiggle[1] < 0.5 * wiggle[0]
+    assert smooth.get_ydata()[0] == raw.get_ydata()[0]  # no lift at the rising start
+    assert any("smoothed" in t.get_text() for t in fig.legends[0].get_texts())
+    assert smoothed(plotting.accuracy.Curve(np.arange(3), np.ones(3))) is None  # too short
+    # the published reference's label covers no point of the curves
+    fig.canvas.draw()
+    (label,) = [t for t in ax.texts if t.get_text().startswith("published")]
+    box = label.get_window_extent(fig.canvas.get_renderer())
+    for line in (raw, smooth):
+        x, y = line.get_xdata(), line.get_ydata()
+        dense = np.linspace(x[0], x[-1], 3000)
+        points = ax.transData.transform(np.column_stack([dense, np.interp(dense, x, y)]))
+        inside = [(px, py) for px, py in points if box.contains(px, py)]
+        assert not inside, f"the reference label covers the curve at {inside[:3]}"

@@ -221,6 +221,90 @@ def draw_accuracy(path: Path, curves: AccuracyCurves, references: Sequence[Refer
     return _save(accuracy_figure(curves, references, title, running_window), path)
 
 
+#: Points of the running-accuracy curve averaged into its smoothed line (odd: centred).
+SMOOTH_POINTS = 5
+#: Fewest running-accuracy points for which a smoothed line is drawn.
+MIN_SMOOTH_POINTS = 8
+#: The axes' approximate size in inches (10 x 6.4 in figure, legend under it), to turn a
+#: label's size in points into data units when looking for a free place for it.
+AXES_INCHES = (8.6, 4.4)
+
+
+def smoothed(curve: Curve, points: int = SMOOTH_POINTS) -> Curve | None:
+    """The running accuracy averaged over ``points`` neighbouring points (centred; fewer
+    at the ends), or None when the curve is too short to need it. Each point is already
+    the accuracy over the last ``running_window`` images, but one window's count is
+    noisy (±1 % at 1 000 images), so the raw line zigzags; the smoothed line shows the
+    trend the raw one hides. Windows stay centred at the ends (the first and last points
+    are the raw ones), so a rising start is not drawn higher than it was."""
+    if len(curve) < MIN_SMOOTH_POINTS:
+        return None
+    n = len(curve)
+    halves = [min(points // 2, i, n - 1 - i) for i in range(n)]  # symmetric at the ends too
+    y = np.array([curve.y[i - h: i + h + 1].mean() for i, h in enumerate(halves)])
+    return Curve(curve.x, y)
+
+
+def _obstacles(curves: AccuracyCurves, lines: Sequence[Curve], right: float, lo: float,
+               hi: float) -> np.ndarray:
+    """``(x, y)`` points a reference label must not cover: the drawn lines sampled densely
+    (so a label is not put across a segment either), and each evaluation marker with its
+    value label to its right."""
+    span_x, span_y = right, hi - lo
+    pts = []
+    for c in lines:
+        if len(c) > 1:
+            xs = np.linspace(c.x[0], c.x[-1], 600)
+            pts.append(np.column_stack([xs, np.interp(xs, c.x, c.y)]))
+        if len(c):
+            pts.append(np.column_stack([c.x, c.y]))
+    for group in (curves.final, curves.best):
+        for c in group.values():
+            for x, y in zip(c.x, c.y, strict=True):
+                dx = np.linspace(-0.01, 0.09, 12) * span_x  # marker and "88.85 %"
+                for dy in (-0.025 * span_y, 0.0, 0.025 * span_y):
+                    pts.append(np.column_stack([x + dx, np.full(dx.size, y + dy)]))
+    stage2 = getattr(curves, "stage2", None)
+    if stage2 is not None:  # its note hangs from the top of the axes, right of the line
+        gx, gy = np.meshgrid(stage2[0] + np.linspace(0, 0.4, 20) * span_x,
+                             hi - np.linspace(0, 0.09, 5) * span_y)
+        pts.append(np.column_stack([gx.ravel(), gy.ravel()]))
+    return np.concatenate(pts) if pts else np.zeros((0, 2))
+
+
+def free_label_place(text: str, ref: Reference, above: bool, obstacles: np.ndarray,
+                     taken: list[tuple[float, float, float, float]], right: float, lo: float,
+                     hi: float, fontsize: float = 7.5) -> tuple[float, float, bool]:
+    """``(x, y, above)`` for a reference's label: the leftmost place along its line (or
+    band), above or under it, whose box covers the fewest obstacle points and no label
+    placed before (``taken``: their boxes, extended here), so that the label does not
+    hide the curve it is compared with. The preferred side (``above``, from
+    :func:`reference_label_places`) wins ties; the box is estimated from the text."""
+    width = (len(text) * 0.52 + 1.0) * fontsize / 72 / AXES_INCHES[0] * right
+    height = 1.5 * fontsize / 72 / AXES_INCHES[1] * (hi - lo)
+    best: tuple[tuple[int, int, float], float, bool] | None = None
+    for side in (above, not above):
+        y0, y1 = (ref.high, ref.high + height) if side else (ref.low - height, ref.low)
+        if y0 < lo or y1 > hi:
+            continue
+        for x0 in np.linspace(0.01 * right, max(0.01 * right, 0.99 * right - width), 40):
+            box = (x0, x0 + width, y0, y1)
+            if any(b[0] < box[1] and box[0] < b[1] and b[2] < box[3] and box[2] < b[3]
+                   for b in taken):
+                continue
+            inside = ((obstacles[:, 0] >= box[0]) & (obstacles[:, 0] <= box[1])
+                      & (obstacles[:, 1] >= box[2]) & (obstacles[:, 1] <= box[3]))
+            key = (int(inside.sum()), 0 if side == above else 1, float(x0))
+            if best is None or key < best[0]:
+                best = (key, float(x0), side)
+    if best is None:
+        return 0.01 * right, ref.high if above else ref.low, above
+    _, x0, side = best
+    y0, y1 = (ref.high, ref.high + height) if side else (ref.low - height, ref.low)
+    taken.append((x0, x0 + width, y0, y1))
+    return x0, ref.high if side else ref.low, side
+
+
 def accuracy_figure(curves: AccuracyCurves, references: Sequence[Reference], title: str,
                     running_window: int | None = None) -> Any:
     """Accuracy against training samples: both readouts at every periodic and final
@@ -228,11 +312,20 @@ def accuracy_figure(curves: AccuracyCurves, references: Sequence[Reference], tit
     lines; the y-axis fitted to the data, the legend under the axes."""
     fig = _figure(10.0, 6.4)
     ax = fig.add_subplot()
+    smooth = smoothed(curves.running)
     if len(curves.running):
         window = f" of the last {running_window:,}" if running_window else " of recent"
-        ax.plot(curves.running.x, curves.running.y, ".-", color="0.6", lw=1.0, ms=3,
+        ax.plot(curves.running.x, curves.running.y, ".-", color="0.72" if smooth else "0.6",
+                lw=0.8 if smooth else 1.0, ms=2.5 if smooth else 3, zorder=1.8,
                 label=f"running training accuracy (assignment readout{window} training "
                       "images)")
+    if smooth is not None:
+        step = np.diff(smooth.x)
+        images = (f", {SMOOTH_POINTS * int(step[0]):,} training images"
+                  if step.size and np.all(step[:-1] == step[0]) else "")  # last: the end
+        ax.plot(smooth.x, smooth.y, "-", color="0.25", lw=2.0, zorder=1.9,
+                label=f"the same, smoothed (mean of {SMOOTH_POINTS} neighbouring points"
+                      f"{images})")
     for readout, colour in COLOURS.items():
         c = curves.periodic[readout]
         if len(c):
@@ -269,14 +362,19 @@ def accuracy_figure(curves: AccuracyCurves, references: Sequence[Reference], tit
         note = ("stage 2: hidden layer frozen, output layer retrained"
                 + (f"\n(from the joint stage's checkpoint at {start:,})" if start != at else ""))
         ax.text(at, hi, " " + note, fontsize=7.5, color="0.3", va="top", ha="left")
-    for ref, (y, above) in zip(references, reference_label_places(references, hi - lo),
+    obstacles = _obstacles(curves, [curves.running, *([smooth] if smooth else []),
+                                    *curves.periodic.values()], right, lo, hi)
+    taken: list[tuple[float, float, float, float]] = []
+    for ref, (_, above) in zip(references, reference_label_places(references, hi - lo),
                                strict=True):
+        text = "published, " + reference_label(ref)
+        x, y, above = free_label_place(text, ref, above, obstacles, taken, right, lo, hi)
         colour = COLOURS.get(ref.readout, "black")
         if ref.low == ref.high:
             ax.axhline(ref.low, color=colour, ls="--", lw=1.0, alpha=0.8)
         else:
             ax.axhspan(ref.low, ref.high, color=colour, alpha=0.12)
-        ax.text(0.01 * right, y, "published, " + reference_label(ref), fontsize=7.5,
+        ax.text(x, y, text, fontsize=7.5,
                 color=colour, va="bottom" if above else "top", ha="left", zorder=5,
                 bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 1.0})
     ax.set_xlabel("training images presented so far")
