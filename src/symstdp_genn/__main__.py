@@ -2,7 +2,11 @@
 
 import sys
 
-from .cli import main
+try:  # Ctrl-C while the command line's modules load ends as any other Ctrl-C
+    from .cli import main
+except KeyboardInterrupt:
+    sys.stderr.write("interrupted\n")
+    sys.exit(130)
 
 if __name__ == "__main__":
     sys.exit(main(prog="python -m symstdp_genn"))

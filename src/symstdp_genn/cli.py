@@ -11,6 +11,7 @@ import argparse
 import importlib.util
 import logging
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -39,6 +40,7 @@ from .progress import ConsoleFilter, ConsoleFormatter
 from .selection import BEST_FILE, selection_label
 from .sweep import SweepSpec, load_sweep
 from .training import DRIVER_PREFIX, TrainingOutcome, sigterm_as_interrupt
+from .training.stop import Interrupted
 
 log = logging.getLogger("symstdp_genn")
 
@@ -204,6 +206,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     base: Config | None = None
     if args.resume is not None:
         _, base = runner.resumable_checkpoint(args.resume)
+        if args.out is None and not runner.is_run_folder(Path(args.resume).parent):
+            # e.g. a shipped network: the run would go into the folder it ships in
+            raise UserError(
+                f"--resume {args.resume}: that file is not in a training run folder (no "
+                f"config.yaml or metrics.jsonl beside it), so there is no run to continue "
+                f"there; test it with --mode test --checkpoint {args.resume}, or train on from "
+                "it into a new folder with --out DIR")
     config = _config_for(args, base)
     if args.out is not None:
         run_dir = args.out
@@ -218,11 +227,13 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{config.training.schedule} schedule) on the {backend} backend -> {run_dir}")
     outcome = runner.train_run(config, run_dir, resume=args.resume, data_dir=args.data_dir,
                                show_progress=not args.no_progress)
-    resume_hint = f"python run.py --mode train --resume {outcome.checkpoint}"
+    data = f" --data-dir {shlex.quote(str(args.data_dir))}" if args.data_dir is not None else ""
+    resume_hint = f"python run.py --mode train --resume {outcome.checkpoint}{data}"
     if outcome.interrupted_during == "final evaluation":
         print(f"interrupted during the final evaluation; the trained network "
               f"({outcome.samples_seen} samples) is saved in {outcome.checkpoint}\n"
-              f"evaluate it with: python run.py --mode test --checkpoint {outcome.checkpoint}",
+              "evaluate it with: python run.py --mode test --checkpoint "
+              f"{outcome.checkpoint}{data}",
               file=sys.stderr)
         return EXIT_INTERRUPTED
     if outcome.interrupted:
@@ -299,6 +310,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     path = Path(args.checkpoint)
     folder = path if path.is_dir() else path.parent
     out = args.out if args.out is not None else _test_report_dir(path, n_test)
+    runner.check_path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder; choose another --out")
     if runner.is_run_folder(out):
@@ -307,8 +319,9 @@ def cmd_test(args: argparse.Namespace) -> int:
                         "RUN/tests/) or choose another folder")
     print(f"testing {args.checkpoint} ({config.network.n_hidden} hidden neurons, "
           f"{config.dataset}) on the {backend} backend")
-    _, result = evaluator.label_and_test(state, dataset, n_label, n_test,
-                                         show=not args.no_progress, assignments=assignments)
+    with runner.writable_folder(out):  # a report that cannot be written fails now, not after
+        _, result = evaluator.label_and_test(state, dataset, n_label, n_test,
+                                             show=not args.no_progress, assignments=assignments)
     _print_result(result, "test")
     print(f"report:     {out}")
     record = save_record(out / EVALUATION_FILE, result, config, tag="test",
@@ -427,19 +440,25 @@ def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = parse_arguments(build_parser(prog or program_name()), argv)
     try:
-        _refuse_misplaced_flags(args)
-        if args.mode == "train":
-            return cmd_train(args)
-        if args.mode == "test":
-            return cmd_test(args)
-        if args.mode == "plot":
-            return cmd_plot(args)
-        if args.mode == "sweep":
-            return cmd_sweep(args)
-        return cmd_data(args)
+        with sigterm_as_interrupt():  # kill, a batch system, a closed terminal: as Ctrl-C
+            return _dispatch(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        by = f" ({exc.signal_name})" if isinstance(exc, Interrupted) else ""
+        print(f"interrupted{by}", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    _refuse_misplaced_flags(args)
+    if args.mode == "train":
+        return cmd_train(args)
+    if args.mode == "test":
+        return cmd_test(args)
+    if args.mode == "plot":
+        return cmd_plot(args)
+    if args.mode == "sweep":
+        return cmd_sweep(args)
+    return cmd_data(args)

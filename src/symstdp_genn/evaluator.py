@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
 
+
+class StopEvaluation(KeyboardInterrupt):
+    """A pass cut short by :attr:`Evaluator.should_stop` (a stop request between batches),
+    told apart from a Ctrl-C that interrupts wherever it lands."""
+
 #: Fewest training images a scaled-down labelling pass uses: below about a thousand, some
 #: neurons see too few images of their class to be labelled reliably.
 MIN_LABELLING = 1000
@@ -110,7 +115,7 @@ class Evaluator:
             if progress is not None:
                 progress(hi - lo)
             if self.should_stop is not None and self.should_stop():
-                raise KeyboardInterrupt
+                raise StopEvaluation
         return hidden, output, retries, forced, time.perf_counter() - start
 
     def label_neurons(self, state: Mapping[str, np.ndarray], images: np.ndarray,

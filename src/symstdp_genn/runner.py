@@ -15,6 +15,7 @@ run that takes hours must never be mixed with another run or lost:
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -27,7 +28,7 @@ from typing import IO, Any
 
 from . import __version__
 from .backends import backend_for
-from .checkpoint import Checkpoint, check_size, load_checkpoint
+from .checkpoint import Checkpoint, CheckpointWriteError, check_size, load_checkpoint
 from .config import Config, config_from_dict
 from .data import Dataset, default_data_dir, load_dataset
 from .errors import UserError
@@ -125,8 +126,50 @@ def check_resume_compatible(trained: Config, requested: Config, source: Path) ->
 
 
 def _refuse_unusable(run_dir: Path) -> None:
+    check_path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"run folder {run_dir} is a file, not a folder; choose another --out")
+
+
+def check_path(path: Path, flag: str = "--out") -> None:
+    """Refuse a path the operating system cannot even look up (a name over 255 bytes, a
+    path too long, a loop of links) with one line, before anything is created."""
+    try:
+        Path(path).exists()
+    except OSError as exc:
+        raise path_error(path, exc, flag) from None
+
+
+def path_error(path: Path, exc: OSError, flag: str = "--out") -> UserError:
+    """One line for an ``OSError`` about ``path`` given as ``flag``."""
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENAMETOOLONG:
+        reason += " (each folder or file name may have at most 255 bytes)"
+    return UserError(f"{flag} {path}: {reason}; choose another {flag}")
+
+
+@contextmanager
+def writable_folder(folder: Path, flag: str = "--out") -> Iterator[Path]:
+    """Create ``folder`` and prove that files can be written into it, before long work
+    whose results would otherwise be lost at the end (a test pass of minutes); what this
+    created is removed again, if still empty, when the block fails or is interrupted."""
+    folder = Path(folder)
+    check_path(folder, flag)
+    top = _created_top(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe.{os.getpid()}"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        probe.unlink()
+    except OSError as exc:
+        _remove_empty(folder, top)
+        raise UserError(f"cannot write into {flag} {folder}: {exc.strerror or exc}; choose a "
+                        f"writable {flag}") from None
+    try:
+        yield folder
+    except BaseException:
+        _remove_empty(folder, top)
+        raise
 
 
 def check_run_dir(run_dir: Path, resume: Path | None = None) -> None:
@@ -341,11 +384,23 @@ def train_run(config: Config, run_dir: Path, *, resume: Path | None = None,
             try:
                 return trainer.train(show_progress=show_progress, stop_event=stop_event,
                                      final_evaluation=final_evaluation)
-            except OSError as exc:
-                where = f" ({exc.filename})" if exc.filename else ""
-                raise UserError(f"cannot write into run folder {run_dir}: "
-                                f"{exc.strerror or exc}{where}; fix that (disk space, "
-                                "permissions), then resume from its checkpoint.npz") from None
+            except (OSError, CheckpointWriteError) as exc:
+                if isinstance(exc, CheckpointWriteError):
+                    what = f"cannot write checkpoint {exc.path}: {exc.reason}"
+                else:
+                    where = f" ({exc.filename})" if exc.filename else ""
+                    what = f"cannot write into run folder {run_dir}: {exc.strerror or exc}{where}"
+                if not (run_dir / "checkpoint.npz").is_file():
+                    # nothing to resume, and the folder now counts as a run: say what the
+                    # next start will say too (see _refuse_existing)
+                    raise UserError(f"{what}; no checkpoint was saved, so there is nothing to "
+                                    "resume: fix that (disk space, permissions), then remove "
+                                    f"{run_dir} and start again, or train into another "
+                                    "--out") from None
+                if isinstance(exc, CheckpointWriteError):
+                    raise
+                raise UserError(f"{what}; fix that (disk space, permissions), then resume from "
+                                f"{run_dir / 'checkpoint.npz'}") from None
     except BaseException:
         if not started and created:
             # a start that failed (no compiler, no PyGeNN, no data) leaves nothing behind;

@@ -31,6 +31,9 @@ from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_wo
 from distributed.core import Status
 
 from ..checkpoint import atomic_path
+from ..errors import UserError
+from ..locking import try_lock, unlock
+from ..runner import check_path, is_locked
 from .results import ResultFiles, trial_row, write_results
 from .spec import SweepSpec, Trial, config_hash
 from .trial import (
@@ -48,6 +51,8 @@ log = logging.getLogger(__name__)
 
 PLUGIN_NAME = "symstdp-genn-sweep"
 TRIALS_DIR = "trials"
+#: the sweep folder's lock, held for the whole sweep (the same name as a run folder's)
+LOCK_FILE = ".lock"
 #: seconds the trials get to save a checkpoint after Ctrl-C or a worker's shutdown
 STOP_GRACE_S = 60.0
 #: seconds a stopped trial's result gets to reach the scheduler before its worker closes
@@ -196,9 +201,7 @@ def _client(scheduler: str | None, workers: int | None) -> Iterator[Client]:
     if scheduler is not None:
         try:
             client = Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError) as exc:
-            from ..errors import UserError
-
+        except (OSError, TimeoutError, ValueError) as exc:
             raise UserError(f"cannot reach the Dask scheduler at {scheduler} ({exc}); start it "
                             "with `dask scheduler` or leave out --scheduler") from None
         with client:
@@ -214,9 +217,68 @@ def _client(scheduler: str | None, workers: int | None) -> Iterator[Client]:
 
 def _prepare(trial: Trial, folder: Path) -> None:
     """A folder without checkpoint and without a finished result never got anywhere: start
-    it afresh (the worker does the same; here it keeps a stale failure from showing)."""
-    if folder.exists() and not (folder / "checkpoint.npz").is_file():
+    it afresh (the worker does the same; here it keeps a stale failure from showing). A
+    folder a training holds locked is never touched: that trial is running (a worker the
+    scheduler gave up on may still be training in it), and its run refuses a second one."""
+    if (folder.exists() and not (folder / "checkpoint.npz").is_file()
+            and not is_locked(folder)):
         shutil.rmtree(folder)
+
+
+def _check_address(scheduler: str) -> None:
+    """A scheduler address that cannot be one (no port, an unknown scheme) is one line now,
+    before the sweep folder is touched."""
+    from distributed.comm import get_address_host_port, parse_address
+    from distributed.comm.registry import get_backend
+
+    try:
+        scheme, _ = parse_address(scheduler)
+        get_backend(scheme)
+        if scheme in ("tcp", "tls", "ws", "wss"):
+            get_address_host_port(scheduler)
+    except ValueError as exc:
+        raise UserError(f"--scheduler {scheduler}: {exc}; give the address `dask scheduler` "
+                        "prints (tcp://HOST:8786), or leave out --scheduler") from None
+
+
+@contextlib.contextmanager
+def sweep_folder(out_dir: Path) -> Iterator[Path]:
+    """Create ``out_dir`` and hold its lock (``out_dir/.lock``) for the block: a second
+    sweep into the same folder would train the same trial folders twice, delete the first
+    one's fresh trials and mark its running ones failed, so it is refused in one line."""
+    check_path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"sweep folder {out_dir} is a file, not a folder; choose another --out")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(out_dir / LOCK_FILE, "a+")
+    except OSError as exc:
+        raise _write_error(out_dir, exc) from None
+    try:
+        try:
+            try_lock(handle)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise UserError(f"sweep folder {out_dir} is in use by another sweep (process "
+                            f"{holder}); wait for it to finish, or choose another --out") from None
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield out_dir
+        finally:
+            unlock(handle)
+    finally:
+        handle.close()
+
+
+def _write_error(out_dir: Path, exc: OSError, what: str = "") -> UserError:
+    where = f" ({exc.filename})" if exc.filename else ""
+    return UserError(f"cannot write {what or 'into'} sweep folder {out_dir}: "
+                     f"{exc.strerror or exc}{where}; free some space or choose a writable --out "
+                     "(finished trials are kept: the same command again resumes)")
 
 
 def run_sweep(spec: SweepSpec, out_dir: Path, *, scheduler: str | None = None,
@@ -225,14 +287,29 @@ def run_sweep(spec: SweepSpec, out_dir: Path, *, scheduler: str | None = None,
     """Run every unfinished trial of ``spec`` into ``out_dir/trials/`` and write the tables.
 
     ``client``: an existing Dask client (tests, notebooks); otherwise ``scheduler`` or a
-    local cluster of ``workers`` processes (default: one per core).
+    local cluster of ``workers`` processes (default: one per core). The sweep holds
+    ``out_dir``'s lock throughout (see :func:`sweep_folder`); a problem writing there is
+    one :class:`UserError` line.
     """
     out_dir = Path(out_dir)
+    if client is None and scheduler is not None:
+        _check_address(scheduler)
+    with sweep_folder(out_dir):
+        return _run_sweep_locked(spec, out_dir, scheduler, workers, data_dir, client,
+                                 show_progress)
+
+
+def _run_sweep_locked(spec: SweepSpec, out_dir: Path, scheduler: str | None,
+                      workers: int | None, data_dir: Path | None, client: Client | None,
+                      show_progress: bool | None) -> SweepReport:
     trials_dir = out_dir / TRIALS_DIR
-    trials_dir.mkdir(parents=True, exist_ok=True)
-    if spec.source is not None:  # the file as it was run, beside its results
-        with atomic_path(out_dir / "sweep.yaml") as tmp:
-            shutil.copyfile(spec.source, tmp)
+    try:
+        trials_dir.mkdir(parents=True, exist_ok=True)
+        if spec.source is not None:  # the file as it was run, beside its results
+            with atomic_path(out_dir / "sweep.yaml") as tmp:
+                shutil.copyfile(spec.source, tmp)
+    except OSError as exc:
+        raise _write_error(out_dir, exc) from None
     results: dict[str, dict[str, Any]] = {}
     pending: list[Trial] = []
     for trial in spec.trials:
@@ -261,7 +338,10 @@ def run_sweep(spec: SweepSpec, out_dir: Path, *, scheduler: str | None = None,
     report.ran = sum(1 for t in pending if t.trial_id in results)
     report.rows = [trial_row(spec, t, results.get(t.trial_id), trials_dir / t.trial_id)
                    for t in spec.trials]
-    report.files = write_results(spec, report.rows, out_dir)
+    try:
+        report.files = write_results(spec, report.rows, out_dir)
+    except OSError as exc:
+        raise _write_error(out_dir, exc, "the results into") from None
     counts: dict[str, int] = {}
     for row in report.rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1

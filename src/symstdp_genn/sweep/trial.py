@@ -96,7 +96,7 @@ def run_trial(config_data: dict[str, Any], run_dir: str, data_dir: str | None,
     Errors are caught and recorded (status 'failed' with a one-line reason) so that one
     bad trial never stops a sweep; only the death of the process escapes.
     """
-    from ..runner import train_run  # the shared entry point; imported late for the merge
+    from ..runner import is_locked, train_run  # the shared entry point; imported late
 
     folder = Path(run_dir)
     digest = config_hash(config_data)
@@ -111,7 +111,8 @@ def run_trial(config_data: dict[str, Any], run_dir: str, data_dir: str | None,
         config = config_from_dict(config_data)
         checkpoint = folder / CHECKPOINT
         resume = checkpoint if checkpoint.is_file() else None
-        if resume is None and folder.exists():
+        if resume is None and folder.exists() and not is_locked(folder):
+            # (a locked folder is being trained in: train_run below refuses it, by name)
             log.info("%s has no checkpoint: starting the trial again", folder)
             shutil.rmtree(folder)
         # the worker's own default data folder (never its working directory)
@@ -125,7 +126,7 @@ def run_trial(config_data: dict[str, Any], run_dir: str, data_dir: str | None,
         log.warning("trial %s failed: %s", folder.name, one_line(exc))
         result = {**base, "status": FAILED, "reason": one_line(exc),
                   "wall_s": time.perf_counter() - tic}
-        if folder.is_dir():
+        if folder.is_dir() and not is_locked(folder):  # never into another's running trial
             write_result(folder, result)
         return result
     finally:
