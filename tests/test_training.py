@@ -12,6 +12,7 @@ from conftest import small_config
 
 from symstdp_genn.checkpoint import load_checkpoint
 from symstdp_genn.data import Dataset
+from symstdp_genn.errors import UserError
 from symstdp_genn.simulation import Simulation
 from symstdp_genn.training import Trainer
 
@@ -195,3 +196,32 @@ def test_two_stage_run_can_start_stage_two_from_the_last_joint_state(tmp_path: P
     trainer.total = 41
     trainer.train(show_progress=False, final_evaluation=False)
     np.testing.assert_array_equal(trainer.backend.get_var("hidden", "theta"), theta)
+
+
+def test_stage_two_alone_on_the_hidden_layer_of_another_run(tmp_path: Path) -> None:
+    first = train(tmp_path / "first", 20, final=False)
+    source = load_checkpoint(first.checkpoint)
+    extra = {"training.schedule": "layerwise", "training.epochs": 0,
+             "training.hidden_layer_from": str(first.checkpoint),
+             "network.eta_hidden_to_output": 0.08}  # output-layer keys may differ
+    trainer = Trainer(config(5, **extra), synthetic_dataset(), tmp_path / "second")
+    assert trainer.stages == [("joint", 0), ("output", 40)]
+    trainer.train(show_progress=False, final_evaluation=False)
+    np.testing.assert_array_equal(trainer.backend.get_var("hidden", "theta"),
+                                  source.arrays["hidden.theta"])
+    w = source.arrays["input_to_hidden.g"]
+    np.testing.assert_allclose(trainer.backend.get_weights("input_to_hidden"),
+                               w * (78.4 / w.sum(axis=0)), rtol=1e-4, atol=1e-7)
+    events = [json.loads(line) for line in
+              (tmp_path / "second" / "metrics.jsonl").read_text().splitlines()]
+    assert [e["start"] for e in events if e["event"] == "stage"] == ["checkpoint"]
+    # a hidden layer trained under other hidden-layer parameters is refused, naming the key
+    other = Trainer(config(5, **{**extra, "network.theta_plus": 0.5}), synthetic_dataset(),
+                    tmp_path / "third")
+    with pytest.raises(UserError, match=r"network\.theta_plus"):
+        other.train(show_progress=False, final_evaluation=False)
+
+
+def test_hidden_layer_from_needs_stage_two_alone() -> None:
+    with pytest.raises(UserError, match=r"training\.hidden_layer_from"):
+        config(5, **{"training.hidden_layer_from": "x.npz"})

@@ -142,6 +142,10 @@ class TrainingConfig:
     #: as the original trained its output layer on a hidden layer chosen from an earlier
     #: run; ``last``: from the joint stage's last state. Without periodic evaluation: last.
     output_stage_start: str = field(default="selected", metadata=_choices("selected", "last"))
+    #: layerwise with ``epochs: 0``: a checkpoint (.npz) whose input→hidden weights and θ
+    #: stage 2 keeps, as the original's last commit read its hidden layer from an earlier
+    #: run's files; lets the output layer be retrained or tuned on one fixed hidden layer
+    hidden_layer_from: str | None = None
     #: stop training after this many samples (None: all epochs); ``--samples N``
     samples: int | None = field(default=None, metadata=_range(1, None))
     #: the simulation time step (ms)
@@ -386,6 +390,9 @@ def config_from_dict(data: dict[str, Any]) -> Config:
 
 def _check_consistency(config: Config) -> None:
     t = config.training
+    if t.hidden_layer_from is not None and (t.schedule != "layerwise" or t.epochs != 0):
+        raise UserError("config key 'training.hidden_layer_from' needs training.schedule="
+                        "layerwise and training.epochs=0 (stage 2 alone, on that hidden layer)")
     if t.max_intensity < t.start_intensity:
         raise UserError("config key 'training.max_intensity' must be >= "
                         f"training.start_intensity ({t.start_intensity:g})")

@@ -37,7 +37,7 @@ from ..evaluation import (
     SILENT,
     EvaluationResult,
 )
-from ..evaluator import Evaluator, labelling_samples, save_record
+from ..evaluator import Evaluator, StopEvaluation, labelling_samples, save_record
 from ..network import (
     HIDDEN_TO_OUTPUT,
     build_network,
@@ -57,6 +57,10 @@ log = logging.getLogger(__name__)
 DRIVER_PREFIX = "driver."
 #: what stage 2 of a layerwise run takes from the joint stage's selected checkpoint
 STAGE2_FROZEN = ("input_to_hidden.g", "hidden.theta")
+#: network keys that only the output layer reads: all that may differ from the run a
+#: stage 2 takes its hidden layer from (``training.hidden_layer_from``)
+OUTPUT_LAYER_KEYS = ("eta_hidden_to_output", "w_max_hidden_to_output", "norm_hidden_to_output",
+                     "supervision", "teacher_rate_hz", "supervision_current", "subnormals")
 SNAPSHOT_KEYS = ("input_to_hidden.g", "hidden_to_output.g", "hidden.theta", "assignments")
 
 
@@ -125,6 +129,9 @@ class Trainer:
         self.retries_total = 0
         self.forced_total = 0
         self.assignments = np.full(n, SILENT, dtype=np.int16)
+        #: a periodic evaluation that a stop cut short: the checkpoint says so and a resumed
+        #: run runs it first, so that it ends as if never stopped
+        self.pending_evaluation = False
         if resume is not None:
             self._restore(resume, resume_source)
 
@@ -139,6 +146,7 @@ class Trainer:
         self.retries_total = int(driver.get("retries_total", 0))
         self.forced_total = int(driver.get("forced_total", 0))
         self.sim.presentations = int(driver.get("presentations", 0))
+        self.pending_evaluation = bool(driver.get("pending_evaluation", False))
         arrays = ckpt.arrays
         if f"{DRIVER_PREFIX}response_sums" in arrays:
             self.running = RunningAccuracy(
@@ -166,7 +174,8 @@ class Trainer:
             "backend": self.backend_name,
             "driver": {"samples_seen": self.samples_seen, "stage": self.stage,
                        "retries_total": self.retries_total, "forced_total": self.forced_total,
-                       "presentations": self.sim.presentations},
+                       "presentations": self.sim.presentations,
+                       **({"pending_evaluation": True} if self.pending_evaluation else {})},
             "selection": self.selection.to_meta(),
             **({"joint_selection": self.joint_selection.to_meta()}
                if self.joint_selection is not None else {}),
@@ -215,11 +224,40 @@ class Trainer:
         self.stage = stage
         self.sim.set_mode(stage)
 
+    def _load_hidden_layer(self, path: Path) -> None:
+        """Stage 2 on the hidden layer of another run (``training.hidden_layer_from``): its
+        input→hidden weights and θ, refused unless that run's hidden layer had the same
+        parameters (a θ learnt under another threshold would mean another network)."""
+        source = load_checkpoint(path)
+        check_size(source, self.config.network.n_hidden, str(path))
+        missing = [k for k in STAGE2_FROZEN if k not in source.arrays]
+        if missing:
+            raise UserError(f"training.hidden_layer_from: {path} holds no {missing[0]}; give "
+                            "a checkpoint.npz, best*.npz or snapshot of a trained network")
+        config = source.meta.get("config")
+        network = config.get("network") if isinstance(config, dict) else None
+        if isinstance(network, dict):
+            mine = self.config.to_dict()["network"]
+            for key in sorted(set(mine) - set(OUTPUT_LAYER_KEYS)):
+                if key in network and network[key] != mine[key]:
+                    raise UserError(
+                        f"training.hidden_layer_from: {path} was trained with network.{key}="
+                        f"{network[key]!r}, this run asks for {mine[key]!r}; only the output "
+                        f"layer's keys may differ ({', '.join(OUTPUT_LAYER_KEYS)})")
+        self.backend.set_state({k: source.arrays[k] for k in STAGE2_FROZEN})
+        log.info("stage 2 on the hidden layer of %s", path)
+        self.metrics.write("stage", stage="output", samples_seen=self.samples_seen,
+                           start="checkpoint", start_samples=self.samples_seen,
+                           checkpoint=str(path))
+
     def _restore_selected_joint(self) -> None:
         """Stage 2 starts from the joint stage's selected checkpoint (``best-joint.npz``):
         its input→hidden weights and θ, what stage 2 freezes. The neurons' transient state,
         the random streams and the driver's counters go on from where training is, so the
         run stays one deterministic sequence whether or not it was resumed."""
+        if self.config.training.hidden_layer_from is not None:
+            self._load_hidden_layer(Path(self.config.training.hidden_layer_from))
+            return
         sel = self.joint_selection
         if (sel is None or self.config.training.output_stage_start != "selected"
                 or sel.best_samples is None):
@@ -330,6 +368,27 @@ class Trainer:
                      self.samples_seen, self.selection.label, BEST_FILE)
         return result
 
+    def _periodic_or_stop(self, show: bool, request: StopRequest) -> bool:
+        """The periodic evaluation due now, which a stop request ends after the batch in
+        progress (seconds, where the whole pass takes minutes at 6 400 neurons: longer than
+        a batch system's grace period). False when stopped: nothing of it was kept (the
+        selection is offered a score only at its end), and it is left pending for the
+        checkpoint."""
+        if not request.stop:
+            self.pending_evaluation = False  # (best.npz, written in it, must not say pending)
+            self.evaluator.should_stop = lambda: request.stop
+            try:
+                self.periodic_evaluation(show)
+                return True
+            except StopEvaluation:
+                pass
+            finally:
+                self.evaluator.should_stop = None
+        self.pending_evaluation = True
+        log.info("periodic evaluation after %d samples stopped; a resumed run runs it first",
+                 self.samples_seen)
+        return False
+
     def _selected_meta(self, selection: Selection | None = None) -> dict[str, Any]:
         sel = selection if selection is not None else self.selection
         return {"selected_at": sel.best_samples, "readout": sel.readout, "split": sel.split,
@@ -395,7 +454,9 @@ class Trainer:
         if self.stage:
             self.sim.set_mode(self.stage)
         elapsed = 0.0
-        interrupted = False
+        # a periodic evaluation a stop cut short comes first, as it would have
+        interrupted = (self.pending_evaluation
+                       and not self._periodic_or_stop(show_progress, request))
         with ProgressBar(self.total, "training", show_progress,
                          initial=self.samples_seen) as bar:
             last_log = time.perf_counter()
@@ -426,7 +487,9 @@ class Trainer:
                 if t.eval_every and (k % t.eval_every == 0 or k == self.total
                                      or (self.joint_selection is not None
                                          and k == self.joint_total)):
-                    self.periodic_evaluation(show_progress)
+                    if not self._periodic_or_stop(show_progress, request):
+                        interrupted = True
+                        break
                 if t.checkpoint_every and k % t.checkpoint_every == 0 and k < self.total:
                     self.save()
                 if k % 1000 == 0 or k == self.total:
@@ -458,7 +521,8 @@ class Trainer:
 
         if interrupted:
             self.metrics.write("interrupted", samples_seen=self.samples_seen,
-                               during="training", by=request.source)
+                               during="periodic evaluation" if self.pending_evaluation
+                               else "training", by=request.source)
             return outcome(None, "training")
         if not final_evaluation:
             return outcome(None)
