@@ -234,3 +234,79 @@ def test_accuracy_figure_smooths_and_keeps_the_reference_label_off_the_data() ->
         points = ax.transData.transform(np.column_stack([dense, np.interp(dense, x, y)]))
         inside = [(px, py) for px, py in points if box.contains(px, py)]
         assert not inside, f"the reference label covers the curve at {inside[:3]}"
+
+
+# -- h. snapshots in the final figure's order; a GIF with readable tiles ----------------------
+
+
+def _snapshots(folder: Path, n: int, counts: tuple[int, ...]) -> list[tuple[int, Path]]:
+    from symstdp_genn.checkpoint import save_checkpoint
+
+    rng = np.random.default_rng(3)
+    out = []
+    for samples in counts:
+        path = save_checkpoint(folder / f"samples-{samples:08d}.npz",
+                               {"input_to_hidden.g": rng.random((784, n)).astype(np.float32),
+                                "hidden_to_output.g": np.zeros((n, 10), np.float32),
+                                "hidden.theta": np.zeros((1, n), np.float32)},
+                               {"snapshot": True})
+        out.append((samples, path))
+    return out
+
+
+def test_snapshot_figures_and_gif_follow_the_final_figures_tile_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("matplotlib")
+    from symstdp_genn.checkpoint import Checkpoint
+    from symstdp_genn.plotting import draw_figures, weights
+    from symstdp_genn.plotting.common import png_text
+
+    n = 16
+    assignments = np.array([3, 1, 3, 0, 1, 2, 3, 0, 9, 9, 1, -1, 2, 0, 3, 1])
+    snapshots = _snapshots(tmp_path / "snapshots", n, (10, 20))
+    final = load_checkpoint(snapshots[-1][1])
+    ckpt = Checkpoint({**final.arrays, "assignments": assignments},
+                      {"driver": {"samples_seen": 20}})
+    layouts: list[weights.TileLayout] = []
+    real_grid = weights.receptive_field_grid
+
+    def spy(w: np.ndarray, gap: int = 1, layout: weights.TileLayout | None = None) -> Any:
+        layouts.append(layout)
+        return real_grid(w, gap, layout)
+
+    monkeypatch.setattr(weights, "receptive_field_grid", spy)
+    by_class = weights.layout_key(weights.tile_layout(n, assignments))
+    figures = tmp_path / "figures"
+    draw_figures(figures, ckpt, snapshot_dir=tmp_path / "snapshots")
+    pngs = sorted((figures / "receptive-fields").glob("*.png"))
+    assert len(pngs) == 2
+    assert [png_text(p, weights.ORDER_KEY) for p in pngs] == [by_class, by_class]
+    assert layouts and all(layout is not None and layout.by_class for layout in layouts)
+    # --rf-order index: every picture in neuron order, the snapshots' PNGs redrawn
+    layouts.clear()
+    draw_figures(figures, ckpt, snapshot_dir=tmp_path / "snapshots", rf_by_class=False)
+    by_index = weights.layout_key(weights.tile_layout(n))
+    assert [png_text(p, weights.ORDER_KEY) for p in pngs] == [by_index, by_index]
+    assert layouts and not any(layout is not None and layout.by_class for layout in layouts)
+
+
+def test_weight_evolution_gif_has_large_tiles(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    from symstdp_genn.plotting import weights
+
+    n = 100
+    snapshots = _snapshots(tmp_path / "snapshots", n, (10, 20))
+    gif = weights.draw_weight_evolution(
+        tmp_path / "evolution.gif", snapshots,
+        lambda p: load_checkpoint(p).arrays["input_to_hidden.g"])
+    layout = weights.tile_layout(n)
+    assert weights.gif_scale(layout) == weights.GIF_MAX_SCALE  # 3 screen pixels a weight
+    with Image.open(gif) as image:
+        assert image.n_frames == 2
+        width, height = image.size
+    grid = layout.cols * (28 + 1) * weights.gif_scale(layout)
+    assert width > grid and height > grid  # it was 620 x 540 pixels for the whole figure
+    # the default run's 400 neurons: tiles about 40 pixels wide, not 20
+    assert weights.gif_scale(weights.tile_layout(400, np.arange(400) % 10)) > 1.3

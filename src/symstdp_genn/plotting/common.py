@@ -57,11 +57,24 @@ def _figure(width: float, height: float) -> Any:
     return fig
 
 
-def _save(fig: Any, path: Path) -> Path:
+def _save(fig: Any, path: Path, metadata: dict[str, str] | None = None) -> Path:
+    """Write ``fig`` as a PNG atomically; ``metadata``: text chunks kept in the file."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
+        fig.savefig(tmp, format="png", dpi=DPI, metadata=metadata)
     return path
+
+
+def png_text(path: Path, key: str) -> str | None:
+    """A text chunk of a PNG written by :func:`_save` (None if absent or unreadable)."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            value = image.info.get(key)
+    except Exception:  # any unreadable file just means "draw it again"
+        return None
+    return value if isinstance(value, str) else None
 
 
 def _samples_text(samples: int | None) -> str:

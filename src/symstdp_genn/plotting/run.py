@@ -23,7 +23,7 @@ from ..evaluation import (
 )
 from ..progress import notice
 from .accuracy import accuracy_curves, draw_accuracy, read_metrics, reference_lines
-from .common import FIGURES_DIR, TSNE_INSTALL, TSNE_SAMPLES
+from .common import FIGURES_DIR, TSNE_INSTALL, TSNE_SAMPLES, png_text
 from .responses import (
     confusions_from_metrics,
     draw_confusions,
@@ -34,12 +34,15 @@ from .responses import (
     tsne_embedding,
 )
 from .weights import (
+    ORDER_KEY,
     draw_hidden_output,
     draw_receptive_fields,
     draw_theta,
     draw_weight_evolution,
+    layout_key,
     list_snapshots,
     theta_values,
+    tile_layout,
 )
 
 log = logging.getLogger(__name__)
@@ -117,8 +120,9 @@ def draw_figures(out_dir: Path, checkpoint: Checkpoint | None, *,
     matrices when there is no record); ``snapshot_dir`` the per-snapshot receptive
     fields and the weight-evolution GIF. A missing input skips its figures with one
     log line; a figure that fails is logged as a warning and reported. ``rf_by_class``
-    groups the receptive-field tiles by assigned class when there are assignments (the
-    per-snapshot grids and the GIF keep neuron order: snapshots hold no assignments).
+    groups the receptive-field tiles by assigned class when there are assignments; the
+    per-snapshot grids and the GIF use the same order (the checkpoint's assignments:
+    snapshots hold none), so a neuron's tile is in the same place in every picture.
     """
     out_dir = Path(out_dir)
     report = FigureReport(out_dir)
@@ -139,6 +143,7 @@ def draw_figures(out_dir: Path, checkpoint: Checkpoint | None, *,
         evaluated = f", after {record.meta['samples_seen']:,} training samples"
 
     # 1. receptive fields, 2. hidden->output, 5a. theta: from the checkpoint
+    rf_assignments, assigned_at = None, None  # the tile order, for the snapshots too
     if checkpoint is None:
         report.skip("receptive fields, hidden→output weights, θ: no checkpoint")
     else:
@@ -147,6 +152,8 @@ def draw_figures(out_dir: Path, checkpoint: Checkpoint | None, *,
         assignments = arrays.get("assignments")
         if (assignments is None or np.all(assignments == SILENT)) and record is not None:
             assignments = record.assignments
+        if rf_by_class and assignments is not None:
+            rf_assignments, assigned_at = assignments, samples
         _attempt(report, "receptive-fields.png", lambda: draw_receptive_fields(
             out_dir / "receptive-fields.png", arrays["input_to_hidden.g"], samples,
             assignments=assignments, by_class=rf_by_class, dataset=dataset))
@@ -168,14 +175,19 @@ def draw_figures(out_dir: Path, checkpoint: Checkpoint | None, *,
         def load(path: Path) -> np.ndarray:
             return load_checkpoint(path).arrays["input_to_hidden.g"]
 
+        order = layout_key(tile_layout(n_hidden, rf_assignments)) if n_hidden else None
         for samples, snap in snaps:
             target = out_dir / "receptive-fields" / f"samples-{samples:08d}.png"
-            if target.is_file() and target.stat().st_mtime_ns >= snap.stat().st_mtime_ns:
-                continue  # drawn from this very snapshot before: large runs have many
+            if (target.is_file() and target.stat().st_mtime_ns >= snap.stat().st_mtime_ns
+                    and png_text(target, ORDER_KEY) == order):
+                continue  # drawn from this very snapshot, in this order: large runs have many
             _attempt(report, str(target.relative_to(out_dir)),
-                     lambda s=samples, p=snap, t=target: draw_receptive_fields(t, load(p), s))
+                     lambda s=samples, p=snap, t=target: draw_receptive_fields(
+                         t, load(p), s, assignments=rf_assignments, dataset=dataset,
+                         assigned_at=assigned_at))
         _attempt(report, "weight-evolution.gif", lambda: draw_weight_evolution(
-            out_dir / "weight-evolution.gif", snaps, load))
+            out_dir / "weight-evolution.gif", snaps, load, assignments=rf_assignments,
+            dataset=dataset, assigned_at=assigned_at))
 
     # 3. accuracy curve
     curves = accuracy_curves(events)

@@ -4,6 +4,7 @@ weights, θ.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,15 @@ from .common import (
     _save,
     class_names,
 )
+
+#: PNG text chunk that records a receptive-field figure's tile order (:func:`layout_key`),
+#: so a figure drawn in another order (``--rf-order``, new assignments) is drawn again
+ORDER_KEY = "symstdp-tile-order"
+#: The weight-evolution GIF's tile grid: at most this many pixels along its longer side,
+#: and at most :data:`GIF_MAX_SCALE` screen pixels per weight, so that a tile of a small
+#: network is drawn large and a 6 400-neuron grid still makes a GIF of sensible size
+GIF_MAX_PX = 1200
+GIF_MAX_SCALE = 3.0
 
 
 def grid_shape(n: int) -> tuple[int, int]:
@@ -81,6 +91,13 @@ def tile_layout(n: int, assignments: np.ndarray | None = None) -> TileLayout:
         groups.append((k, row, row + block, int(members.size)))
         row += block
     return TileLayout(row, cols, position, groups)
+
+
+def layout_key(layout: TileLayout) -> str:
+    """A short fingerprint of where every neuron's tile goes: equal keys, same picture
+    order."""
+    digest = hashlib.sha256(np.ascontiguousarray(layout.position, dtype=np.int64).tobytes())
+    return f"{layout.rows}x{layout.cols}-{digest.hexdigest()[:16]}"
 
 
 def receptive_field_grid(weights: np.ndarray, gap: int = 1,
@@ -196,17 +213,31 @@ def _rf_size(n: int, limit: float, tiles: int | None = None) -> float:
 
 def draw_receptive_fields(path: Path, weights: np.ndarray, samples: int | None,
                           vmax: float | None = None, assignments: np.ndarray | None = None,
-                          by_class: bool = True, dataset: str = "mnist") -> Path:
-    """Write :func:`receptive_fields_figure` to ``path``."""
+                          by_class: bool = True, dataset: str = "mnist",
+                          assigned_at: int | None = None) -> Path:
+    """Write :func:`receptive_fields_figure` to ``path``, its tile order (:func:`layout_key`)
+    recorded in the PNG."""
+    layout = tile_layout(np.asarray(weights).shape[1], assignments if by_class else None)
     return _save(receptive_fields_figure(weights, samples, vmax, assignments, by_class,
-                                         dataset), path)
+                                         dataset, assigned_at), path,
+                 metadata={ORDER_KEY: layout_key(layout)})
+
+
+def _assigned_note(layout: TileLayout, samples: int | None, assigned_at: int | None) -> str:
+    """For a snapshot grouped by the classes of a later state: say which."""
+    if not layout.by_class or assigned_at is None or assigned_at == samples:
+        return ""
+    return f"\n(grouped by the classes assigned after {assigned_at:,} samples)"
 
 
 def receptive_fields_figure(weights: np.ndarray, samples: int | None,
                             vmax: float | None = None, assignments: np.ndarray | None = None,
-                            by_class: bool = True, dataset: str = "mnist") -> Any:
+                            by_class: bool = True, dataset: str = "mnist",
+                            assigned_at: int | None = None) -> Any:
     """The receptive-field grid; with ``by_class`` (the default) and assignments that
-    name at least one class, tiles are grouped by assigned class and labelled."""
+    name at least one class, tiles are grouped by assigned class and labelled.
+    ``assigned_at``: the samples after which ``assignments`` were made, when they are not
+    this state's (a snapshot drawn in the final figure's order)."""
     n = np.asarray(weights).shape[1]
     layout = tile_layout(n, assignments if by_class else None)
     grid = receptive_field_grid(weights, layout=layout)
@@ -218,39 +249,75 @@ def receptive_fields_figure(weights: np.ndarray, samples: int | None,
                                          else 1.0)
     im = ax.imshow(grid, cmap=cmap, vmin=0.0, vmax=top or 1.0, interpolation="nearest")
     _grid_axes(ax, n, layout, dataset)
-    ax.set_title(f"input→hidden receptive fields (N={n})\n{_samples_text(samples)}")
+    ax.set_title(f"input→hidden receptive fields (N={n})\n{_samples_text(samples)}"
+                 f"{_assigned_note(layout, samples, assigned_at)}")
     fig.colorbar(im, ax=ax, shrink=0.8, label=WEIGHT_LABEL)
     return fig
 
 
+def gif_scale(layout: TileLayout) -> float:
+    """Screen pixels per weight in the GIF (see :data:`GIF_MAX_PX`)."""
+    longest = max(layout.rows, layout.cols) * (SIDE + 1)
+    return float(min(GIF_MAX_SCALE, GIF_MAX_PX / longest))
+
+
 def draw_weight_evolution(path: Path, snapshots: Sequence[tuple[int, Path]],
-                          load: Callable[[Path], np.ndarray], fps: float = 2.0) -> Path:
+                          load: Callable[[Path], np.ndarray], fps: float = 2.0,
+                          assignments: np.ndarray | None = None, dataset: str = "mnist",
+                          assigned_at: int | None = None) -> Path:
     """Animated GIF of the receptive fields across ``snapshots`` (in the given order),
     loading one snapshot at a time; one colour scale (the first and last frames' range)
-    for all frames."""
-    from matplotlib.animation import PillowWriter
-
+    for all frames. With ``assignments`` (the final state's, made after ``assigned_at``
+    samples) the tiles are grouped by class as in the final figure, every frame in the
+    same places, so a tile can be followed; tiles are drawn :func:`gif_scale` screen
+    pixels per weight."""
     picks = [snapshots[i] for i in gif_frames(len(snapshots))]
     first, last = load(picks[0][1]), load(picks[-1][1])
     vmax = float(max(first.max(), last.max())) or 1.0
     n = first.shape[1]
-    size = _rf_size(n, 9.0)
-    fig = _figure(size + 1.2, size + 0.4)
+    layout = tile_layout(n, assignments)
+    scale = gif_scale(layout)
+    step = SIDE + 1
+    grid_w = (layout.cols * step - 1) * scale / GIF_DPI
+    grid_h = (layout.rows * step - 1) * scale / GIF_DPI
+    fig = _figure(grid_w + 1.6 + (1.0 if layout.by_class else 0.0), grid_h + 1.3)
     ax = fig.add_subplot()
-    im = ax.imshow(receptive_field_grid(first), cmap=_cmap("hot_r"), vmin=0.0, vmax=vmax,
-                   interpolation="nearest")
-    _grid_axes(ax, n)
+    im = ax.imshow(receptive_field_grid(first, layout=layout), cmap=_cmap("hot_r"), vmin=0.0,
+                   vmax=vmax, interpolation="nearest")
+    _grid_axes(ax, n, layout, dataset)
+    note = _assigned_note(layout, None, assigned_at)
     title = ax.set_title("")
     fig.colorbar(im, ax=ax, shrink=0.8, label=WEIGHT_LABEL)
-    writer = PillowWriter(fps=fps)
-    with atomic_path(Path(path)) as tmp, writer.saving(fig, str(tmp), dpi=GIF_DPI):
-        for k, (samples, snap) in enumerate(picks):
-            w = first if k == 0 else last if k == len(picks) - 1 else load(snap)
-            im.set_data(receptive_field_grid(w))
-            title.set_text(f"input→hidden receptive fields (N={n})\nafter {samples:,} "
-                           f"training samples (frame {k + 1} of {len(picks)})")
-            writer.grab_frame()
+    fig.set_dpi(GIF_DPI)
+    frames = []
+    palette = None
+    for k, (samples, snap) in reversed(list(enumerate(picks))):  # the last sets the palette
+        w = first if k == 0 else last if k == len(picks) - 1 else load(snap)
+        im.set_data(receptive_field_grid(w, layout=layout))
+        title.set_text(f"input→hidden receptive fields (N={n})\nafter {samples:,} "
+                       f"training samples (frame {k + 1} of {len(picks)}){note}")
+        frame, palette = _gif_frame(fig, palette)
+        frames.append(frame)
+    frames.reverse()
+    with atomic_path(Path(path)) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
+                       duration=round(1000 / fps), loop=0)
     return Path(path)
+
+
+def _gif_frame(fig: Any, palette: Any) -> tuple[Any, Any]:
+    """The figure as one GIF frame: 96 colours without dithering, in the palette of the
+    first frame drawn (``palette``; None: make it from this one). Dithered frames with a
+    palette each (matplotlib's PillowWriter) made the GIF about 1.5 times as large, for
+    no visible gain."""
+    from PIL import Image
+
+    fig.canvas.draw()
+    rgb = Image.frombuffer("RGBA", fig.canvas.get_width_height(),
+                           fig.canvas.buffer_rgba()).convert("RGB")
+    if palette is None:
+        palette = rgb.quantize(colors=96, dither=Image.Dither.NONE)
+    return rgb.quantize(palette=palette, dither=Image.Dither.NONE), palette
 
 
 def draw_hidden_output(path: Path, weights: np.ndarray, assignments: np.ndarray | None,
