@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, runner
+from .api import fresh_run_dir, train
 from .backends import backend_for
-from .checkpoint import Checkpoint, check_size, checkpoint_path, load_checkpoint
 from .config import (
     BACKENDS,
     DEFAULT_PRESET,
@@ -32,14 +32,13 @@ from .config import (
 )
 from .data import DATASETS, default_data_dir, ensure_dataset
 from .errors import UserError
-from .evaluation import EVALUATION_FILE, SILENT, EvaluationResult
-from .evaluator import Evaluator, labelling_samples, save_record
-from .network import build_network
-from .plotting import FIGURES_DIR, FigureReport, draw_figures, draw_run, draw_safely
+from .evaluation import EvaluationResult
+from .plotting import FigureReport, draw_run, draw_safely
 from .progress import ConsoleFilter, ConsoleFormatter
 from .selection import BEST_FILE, selection_label
 from .sweep import SweepSpec, load_sweep
-from .training import DRIVER_PREFIX, TrainingOutcome, sigterm_as_interrupt
+from .tester import prepare_evaluation
+from .training import TrainingOutcome, sigterm_as_interrupt
 from .training.stop import Interrupted
 
 log = logging.getLogger("symstdp_genn")
@@ -150,15 +149,7 @@ def _setup_logging(verbose: bool) -> None:
 def _fresh_run_dir(base: Path) -> Path:
     """``base``, or ``base-2``, ``base-3``... : the first that holds no run and is not in use
     (see :func:`runner.is_run_folder`), so a default run never lands in an earlier one."""
-    def taken(folder: Path) -> bool:
-        return runner.is_run_folder(folder) or runner.is_locked(folder)
-
-    if not taken(base):
-        return base
-    k = 2
-    while taken(base.parent / f"{base.name}-{k}"):
-        k += 1
-    return base.parent / f"{base.name}-{k}"
+    return fresh_run_dir(base)
 
 
 def _pct(x: float) -> str:
@@ -225,8 +216,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     backend = backend_for(config)
     print(f"training {config.name} ({config.network.n_hidden} hidden neurons, {config.dataset}, "
           f"{config.training.schedule} schedule) on the {backend} backend -> {run_dir}")
-    outcome = runner.train_run(config, run_dir, resume=args.resume, data_dir=args.data_dir,
-                               show_progress=not args.no_progress)
+    outcome = train(config=config, out=run_dir, resume=args.resume, data_dir=args.data_dir,
+                    progress=not args.no_progress).outcome
+    assert outcome is not None
     data = f" --data-dir {shlex.quote(str(args.data_dir))}" if args.data_dir is not None else ""
     resume_hint = f"python run.py --mode train --resume {outcome.checkpoint}{data}"
     if outcome.interrupted_during == "final evaluation":
@@ -255,85 +247,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config_for_imported(args: argparse.Namespace, ckpt: Checkpoint) -> Config:
-    preset = args.preset
-    if preset is None and args.config is None:
-        preset = f"mnist-{ckpt.n_hidden}"
-        if preset not in list_presets():
-            raise UserError(f"no preset for an original checkpoint with {ckpt.n_hidden} hidden "
-                            "neurons; pass --preset or --config")
-    return load_config(preset, args.config, _flag_overrides(args))
-
-
-def _test_report_dir(checkpoint: Path, n_test: int) -> Path:
-    """Where ``--mode test`` reports by default; never over a training's own report.
-
-    A run's ``checkpoint.npz`` → ``RUN/tests/<n>-images/`` (``-2``, ``-3``... when taken);
-    an original-format folder → that folder; any other file (a shipped network, a
-    snapshot) → ``<name>-test/`` beside it."""
-    if checkpoint.is_dir():
-        return checkpoint
-    if checkpoint.name != "checkpoint.npz":
-        return checkpoint.parent / f"{checkpoint.stem}-test"
-    base = checkpoint.parent / "tests" / f"{n_test}-images"
-    out, k = base, 2
-    while out.exists():
-        out = base.with_name(f"{base.name}-{k}")
-        k += 1
-    return out
-
-
 def cmd_test(args: argparse.Namespace) -> int:
     if args.checkpoint is None:
         raise UserError("--mode test needs --checkpoint PATH (a checkpoint.npz written by "
                         "training, or a folder with the original gP2E, gE2C and theta files)")
-    args.checkpoint = checkpoint_path(args.checkpoint)  # a run folder: its checkpoint.npz
     _setup_logging(args.verbose)
-    ckpt = load_checkpoint(args.checkpoint)
-    data = ckpt.meta.get("config")
-    config = (_config_for(args, config_from_dict(data)) if isinstance(data, dict)
-              else _config_for_imported(args, ckpt))
-    check_size(ckpt, config.network.n_hidden, str(args.checkpoint))
-    dataset = runner.load_data(config, args.data_dir)[1]
-    spec = build_network(config)
-    backend = backend_for(config)
-    evaluator = Evaluator(config, spec, backend)
-    state = {k: v for k, v in ckpt.arrays.items() if not k.startswith(DRIVER_PREFIX)}
-    assignments = ckpt.arrays.get("assignments")
-    if assignments is not None and np.all(assignments == SILENT):
-        assignments = None
-    n_label = labelling_samples(config, len(dataset.train_images))
-    if assignments is None:
-        print(f"labelling hidden neurons on {n_label} training images (the checkpoint has no "
-              "assignments)")
-    n_test = min(config.evaluation.samples or len(dataset.test_images), len(dataset.test_images))
-    path = Path(args.checkpoint)
-    folder = path if path.is_dir() else path.parent
-    out = args.out if args.out is not None else _test_report_dir(path, n_test)
-    runner.check_path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file, not a folder; choose another --out")
-    if runner.is_run_folder(out):
-        raise UserError(f"--out {out} is a training run folder; a test report would replace "
-                        "the report of its training. Leave out --out (reports go to "
-                        "RUN/tests/) or choose another folder")
-    print(f"testing {args.checkpoint} ({config.network.n_hidden} hidden neurons, "
-          f"{config.dataset}) on the {backend} backend")
-    with runner.writable_folder(out):  # a report that cannot be written fails now, not after
-        _, result = evaluator.label_and_test(state, dataset, n_label, n_test,
-                                             show=not args.no_progress, assignments=assignments)
-    _print_result(result, "test")
-    print(f"report:     {out}")
-    record = save_record(out / EVALUATION_FILE, result, config, tag="test",
-                         samples_seen=ckpt.meta.get("driver", {}).get("samples_seen"),
-                         labelled=0 if assignments is not None else n_label,
-                         checkpoint=str(args.checkpoint))
-    if record is not None:
-        print(f"evaluation: {record}")
-    metrics = folder / "metrics.jsonl"
-    _print_figures(draw_safely(lambda: draw_figures(
-        out / FIGURES_DIR, ckpt, config=config, record=result.record,
-        metrics=metrics if metrics.is_file() else None)))
+    prepared = prepare_evaluation(args.checkpoint, preset=args.preset, config_file=args.config,
+                                  overrides=_flag_overrides(args), out=args.out,
+                                  data_dir=args.data_dir)
+    config = prepared.config
+    if prepared.assignments is None:
+        print(f"labelling hidden neurons on {prepared.n_label} training images (the checkpoint "
+              "has no assignments)")
+    print(f"testing {prepared.source} ({config.network.n_hidden} hidden neurons, "
+          f"{config.dataset}) on the {prepared.backend} backend")
+    tested = prepared.run(progress=not args.no_progress)
+    assert tested.result is not None
+    _print_result(tested.result, "test")
+    print(f"report:     {prepared.report_dir}")
+    if tested.record is not None:
+        print(f"evaluation: {tested.record}")
+    _print_figures(prepared.draw_figures(tested))
     return 0
 
 

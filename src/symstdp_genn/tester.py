@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,13 +118,11 @@ def figure_paths(report: FigureReport | None) -> list[Path]:
 def checkpoint_path(path: str | os.PathLike[str]) -> Path:
     """The checkpoint a path means: a ``.npz`` file as it is, a run folder's
     ``checkpoint.npz``, or a folder of the original code's ``gP2E``/``gE2C``/``theta``."""
-    path = Path(path)
-    if path.is_dir() and not any((path / f).is_file() for f in _checkpoint.ORIGINAL_FILES):
-        if (path / RUN_CHECKPOINT).is_file():
-            return path / RUN_CHECKPOINT
-        if runner.is_run_folder(path):
-            raise UserError(f"run folder {path} holds no {RUN_CHECKPOINT} (its training saved "
-                            "none); pass another run folder or a .npz checkpoint")
+    path = _checkpoint.checkpoint_path(Path(path))
+    if (path.is_dir() and runner.is_run_folder(path)
+            and not any((path / f).is_file() for f in _checkpoint.ORIGINAL_FILES)):
+        raise UserError(f"run folder {path} holds no {RUN_CHECKPOINT} (its training saved "
+                        "none); pass another run folder or a .npz checkpoint")
     return path
 
 
@@ -154,7 +152,7 @@ class PreparedEvaluation:
     """
 
     path: Path
-    #: the checkpoint as the caller named it (what the report records)
+    #: the checkpoint file as the report and the command line name it
     source: str
     checkpoint: Checkpoint
     config: Config
@@ -173,29 +171,42 @@ class PreparedEvaluation:
                  if not k.startswith(DRIVER_PREFIX)}
         evaluator = Evaluator(self.config, build_network(self.config), self.backend)
         with watched(progress) as shown:
-            _, result = evaluator.label_and_test(state, self.dataset, self.n_label, self.n_test,
-                                                 show=progress, assignments=self.assignments)
-            record, report = None, None
+            with (runner.writable_folder(self.report_dir) if self.report_dir is not None
+                  else nullcontext()):  # a report that cannot be written fails now, not after
+                _, result = evaluator.label_and_test(state, self.dataset, self.n_label,
+                                                     self.n_test, show=progress,
+                                                     assignments=self.assignments)
+            record = None
             labelled = 0 if self.assignments is not None else self.n_label
             if self.report_dir is not None:
                 record = save_record(self.report_dir / EVALUATION_FILE, result, self.config,
                                      tag="test", samples_seen=self.checkpoint.meta.get(
                                          "driver", {}).get("samples_seen"),
                                      labelled=labelled, checkpoint=self.source)
-            if figures and self.report_dir is not None:
-                folder = self.path if self.path.is_dir() else self.path.parent
-                metrics = folder / "metrics.jsonl"
-                report = draw_safely(lambda: draw_figures(
-                    self.report_dir / FIGURES_DIR, self.checkpoint, config=self.config,
-                    record=result.record, metrics=metrics if metrics.is_file() else None))
+            tested = EvalResult(
+                checkpoint=self.path, n=result.n,
+                supervised_accuracy=result.supervised_accuracy,
+                assignment_accuracy=result.assignment_accuracy,
+                silent_fraction=result.silent_fraction, labelled=labelled,
+                seconds=time.perf_counter() - tic, report_dir=self.report_dir, record=record,
+                config=self.config, result=result)
+            if figures:
+                tested.figures = figure_paths(self.draw_figures(tested))
             say(shown, "tested %s on %d images: supervised %s, assignment %s", self.source,
                 result.n, pct(result.supervised_accuracy), pct(result.assignment_accuracy))
-        return EvalResult(
-            checkpoint=self.path, n=result.n, supervised_accuracy=result.supervised_accuracy,
-            assignment_accuracy=result.assignment_accuracy,
-            silent_fraction=result.silent_fraction, labelled=labelled,
-            seconds=time.perf_counter() - tic, report_dir=self.report_dir, record=record,
-            figures=figure_paths(report), config=self.config, result=result)
+        return tested
+
+    def draw_figures(self, tested: EvalResult) -> FigureReport | None:
+        """Draw the test's figures into ``report_dir/figures`` (None without a report
+        folder, without matplotlib, or when drawing failed: logged, never raised)."""
+        if self.report_dir is None or tested.result is None:
+            return None
+        folder = self.path if self.path.is_dir() else self.path.parent
+        metrics = folder / "metrics.jsonl"
+        report_dir, record = self.report_dir, tested.result.record
+        return draw_safely(lambda: draw_figures(
+            report_dir / FIGURES_DIR, self.checkpoint, config=self.config, record=record,
+            metrics=metrics if metrics.is_file() else None))
 
 
 def _imported_config(ckpt: Checkpoint, preset: str | None, config_file: Path | None,
@@ -243,7 +254,7 @@ def prepare_evaluation(checkpoint: str | os.PathLike[str], *, preset: str | None
         config = _config.load_config(preset, file, sets)
     else:
         config = _imported_config(ckpt, preset, file, sets)
-    check_size(ckpt, config.network.n_hidden, str(checkpoint))
+    check_size(ckpt, config.network.n_hidden, str(path))
     dataset = runner.load_data(config, Path(data_dir) if data_dir is not None else None)[1]
     backend = backend_for(config)
     assignments = ckpt.arrays.get("assignments")
@@ -254,13 +265,13 @@ def prepare_evaluation(checkpoint: str | os.PathLike[str], *, preset: str | None
     report_dir = None
     if save:
         report_dir = Path(out) if out is not None else default_report_dir(path, n_test)
+        runner.check_path(report_dir)
         if report_dir.exists() and not report_dir.is_dir():
             raise UserError(f"--out {report_dir} is a file, not a folder; choose another --out")
         if runner.is_run_folder(report_dir):
             raise UserError(f"--out {report_dir} is a training run folder; a test report would "
                             "replace the report of its training. Leave out --out (reports go "
                             "to RUN/tests/) or choose another folder")
-    source = str(checkpoint) if path == Path(checkpoint) else str(path)
-    return PreparedEvaluation(path=path, source=source, checkpoint=ckpt, config=config,
+    return PreparedEvaluation(path=path, source=str(path), checkpoint=ckpt, config=config,
                               backend=backend, n_label=n_label, n_test=n_test,
                               assignments=assignments, report_dir=report_dir, dataset=dataset)
