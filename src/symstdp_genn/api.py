@@ -111,8 +111,8 @@ def _override_list(overrides: Overrides | None) -> list[str]:
     if overrides is None:
         return []
     if isinstance(overrides, Mapping):
-        return [f"{key}={value if isinstance(value, str) else json.dumps(value)}"
-                for key, value in overrides.items()]
+        # JSON is YAML that reads back as the same value ("1e3" stays a string)
+        return [f"{key}={json.dumps(value, default=str)}" for key, value in overrides.items()]
     if isinstance(overrides, (str, bytes)) or not all(isinstance(s, str) for s in overrides):
         raise UserError(f"overrides must be a mapping {{'dotted.key': value}} or a list of "
                         f"'dotted.key=value' strings, got {overrides!r}")
