@@ -179,3 +179,13 @@ def test_progress_reaches_a_person_only_when_asked(
     line = f"supervised {100 * result.supervised_accuracy:.2f} %"
     assert (line in err) is progress, err
     assert not logging.getLogger("symstdp_genn").handlers  # removed again
+
+
+def test_evaluate_draws_figures_on_request(trained: sg.TrainResult, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    result = sg.evaluate(trained.checkpoint, samples=30, out=tmp_path / "report",
+                         figures=True, progress=False)
+    assert result.report_dir == tmp_path / "report"
+    assert {p.name for p in result.figures} >= {"receptive-fields.png", "confusion.png"}
+    assert all(p.is_file() for p in result.figures)
+    assert load_evaluation(result.record).n == 30
