@@ -225,3 +225,28 @@ def test_stage_two_alone_on_the_hidden_layer_of_another_run(tmp_path: Path) -> N
 def test_hidden_layer_from_needs_stage_two_alone() -> None:
     with pytest.raises(UserError, match=r"training\.hidden_layer_from"):
         config(5, **{"training.hidden_layer_from": "x.npz"})
+
+
+def test_stage_two_labels_its_frozen_hidden_layer_once_and_resumes_identical(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from symstdp_genn import evaluator as evaluator_module
+    original = evaluator_module.Evaluator.label_neurons
+    labelled_at: list[int] = []
+    trainers: list[Trainer] = []
+
+    def counting(self, *args, **kwargs):
+        labelled_at.append(trainers[-1].samples_seen)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(evaluator_module.Evaluator, "label_neurons", counting)
+    trainers.append(Trainer(two_stage(), synthetic_dataset(), tmp_path / "full"))
+    full = trainers[-1].train(show_progress=False, final_evaluation=False)
+    # every joint-stage evaluation labels; stage 2's four share the first one's labels
+    assert labelled_at == [10, 20, 30, 40, 50]
+    trainers.append(Trainer(two_stage(60), synthetic_dataset(), tmp_path / "part"))
+    part = trainers[-1].train(show_progress=False, final_evaluation=False)
+    trainers.append(Trainer(two_stage(), synthetic_dataset(), tmp_path / "part",
+                            load_checkpoint(part.checkpoint)))
+    resumed = trainers[-1].train(show_progress=False, final_evaluation=False)
+    assert resumed.checkpoint.read_bytes() == full.checkpoint.read_bytes()
+    assert labelled_at[5:] == [10, 20, 30, 40, 50]  # the resumed run labelled nothing

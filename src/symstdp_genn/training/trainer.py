@@ -61,6 +61,8 @@ STAGE2_FROZEN = ("input_to_hidden.g", "hidden.theta")
 #: stage 2 takes its hidden layer from (``training.hidden_layer_from``)
 OUTPUT_LAYER_KEYS = ("eta_hidden_to_output", "w_max_hidden_to_output", "norm_hidden_to_output",
                      "supervision", "teacher_rate_hz", "supervision_current", "subnormals")
+#: the labelling of stage 2's frozen hidden layer that its periodic evaluations share
+STAGE2_LABELS = f"{DRIVER_PREFIX}stage2_assignments"
 SNAPSHOT_KEYS = ("input_to_hidden.g", "hidden_to_output.g", "hidden.theta", "assignments")
 
 
@@ -132,6 +134,8 @@ class Trainer:
         #: a periodic evaluation that a stop cut short: the checkpoint says so and a resumed
         #: run runs it first, so that it ends as if never stopped
         self.pending_evaluation = False
+        #: ((periodic, images), assignments) of stage 2's frozen hidden layer
+        self._stage2_labels: tuple[tuple[bool, int], np.ndarray] | None = None
         if resume is not None:
             self._restore(resume, resume_source)
 
@@ -154,6 +158,10 @@ class Trainer:
                 arrays[f"{DRIVER_PREFIX}recent"], self.config.training.running_window)
         if "assignments" in arrays:
             self.assignments = arrays["assignments"].astype(np.int16)
+        labelled = driver.get("stage2_labels")
+        if STAGE2_LABELS in arrays and isinstance(labelled, list) and len(labelled) == 2:
+            self._stage2_labels = ((bool(labelled[0]), int(labelled[1])),
+                                   arrays[STAGE2_LABELS].astype(np.int16))
         self.selection = Selection.from_meta(ckpt.meta.get("selection", {}), self.config)
         if self.joint_selection is not None:
             self.joint_selection = Selection.from_meta(
@@ -166,6 +174,8 @@ class Trainer:
         arrays[f"{DRIVER_PREFIX}response_sums"] = self.running.response_sums
         arrays[f"{DRIVER_PREFIX}label_counts"] = self.running.label_counts
         arrays[f"{DRIVER_PREFIX}recent"] = self.running.recent
+        if self._stage2_labels is not None:
+            arrays[STAGE2_LABELS] = self._stage2_labels[1]
         return arrays
 
     def checkpoint_meta(self) -> dict[str, Any]:
@@ -175,6 +185,8 @@ class Trainer:
             "driver": {"samples_seen": self.samples_seen, "stage": self.stage,
                        "retries_total": self.retries_total, "forced_total": self.forced_total,
                        "presentations": self.sim.presentations,
+                       **({"stage2_labels": list(self._stage2_labels[0])}
+                          if self._stage2_labels is not None else {}),
                        **({"pending_evaluation": True} if self.pending_evaluation else {})},
             "selection": self.selection.to_meta(),
             **({"joint_selection": self.joint_selection.to_meta()}
@@ -222,6 +234,7 @@ class Trainer:
                                      initial_weights(self.config, rng, HIDDEN_TO_OUTPUT))
             log.info("layerwise stage 2: input->hidden and theta frozen, hidden->output redrawn")
         self.stage = stage
+        self._stage2_labels = None
         self.sim.set_mode(stage)
 
     def _load_hidden_layer(self, path: Path) -> None:
@@ -303,18 +316,28 @@ class Trainer:
         With ``save_after_labelling`` the checkpoint (now holding the assignments) is
         written before the test pass, so it is safe whatever happens during testing.
         """
-        def keep(assignments: np.ndarray) -> None:
-            self.assignments = assignments
-            if save_after_labelling:
-                self.save()
-
         periodic = tag == "periodic"
         dataset = self.dataset if periodic else self.final_dataset
         split = self.selection.split if periodic else TEST
         n_label = labelling_samples(self.config, len(dataset.train_images), n_label)
+        key = (periodic, n_label)
+
+        def keep(assignments: np.ndarray) -> None:
+            self.assignments = assignments
+            if self.stage == "output":
+                self._stage2_labels = (key, assignments)
+            if save_after_labelling:
+                self.save()
+
+        # stage 2 freezes the hidden layer, so one labelling serves all of its periodic
+        # evaluations (a third of each pass's presentations); the final pass labels anew
+        cached = None
+        if periodic and self._stage2_labels is not None and self._stage2_labels[0] == key:
+            cached = self._stage2_labels[1]
+            self.assignments = cached
         _, result = self.evaluator.label_and_test(
             self.backend.get_state(), dataset, n_label, n_test, show, tag,
-            after_labelling=keep)
+            assignments=cached, after_labelling=keep)
         self._log_evaluation(tag, split, n_label, result, checkpoint="checkpoint.npz")
         return result
 
