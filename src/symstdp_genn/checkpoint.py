@@ -178,6 +178,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
     check_values(arrays, str(path))
     _pin_theta_decay(meta, arrays["hidden.theta"])
     _pin_subnormals(meta)
+    _pin_select_split(meta)
     return Checkpoint(arrays, meta)
 
 
@@ -197,6 +198,21 @@ def _pin_subnormals(meta: dict[str, Any]) -> None:
     network = _saved_network(meta)
     if network is not None and "subnormals" not in network:
         network["subnormals"] = "keep"
+
+
+def _pin_select_split(meta: dict[str, Any]) -> None:
+    """A checkpoint written before ``evaluation.select_split`` existed, by a run that
+    evaluated periodically without the three-way split, selected on the test set (then the
+    only protocol): its config says so from now on, instead of today's default
+    (``validation``), which its settings would contradict when resumed."""
+    config = meta.get("config")
+    if not isinstance(config, dict):
+        return
+    training, evaluation = config.get("training"), config.get("evaluation")
+    if (isinstance(training, dict) and isinstance(evaluation, dict)
+            and "select_split" not in evaluation and training.get("eval_every")
+            and not training.get("validation", False)):
+        evaluation["select_split"] = "test"
 
 
 def _saved_network(meta: dict[str, Any]) -> dict[str, Any] | None:
