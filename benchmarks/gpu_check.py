@@ -18,9 +18,12 @@ It runs, in order:
     python benchmarks/gpu_check.py                     # report in gpu-check.md (~15 min)
     python benchmarks/gpu_check.py --quick --out /tmp/gpu.md   # fewer samples (~5 min)
 
-Without PyGeNN's CUDA backend, a CUDA toolkit or a visible GPU it prints one line
-saying why and exits with status 2; the GeNN build itself stays outside this
-repository (see the README's GeNN section).
+Without PyGeNN's CUDA backend, the driver, a visible GPU, a CUDA toolkit or cuRAND's
+headers it prints one line naming every missing piece and exits with status 2; the
+GeNN build itself stays outside this repository. On a GPU machine without network
+access, ``benchmarks/gpu_carry.py`` gathers what to bring along (a PyGeNN wheel you
+built, dependency wheels, MNIST, cuRAND's headers) and prints the one command to run
+there (docs/cuda.md, "On a GPU machine").
 """
 
 from __future__ import annotations
