@@ -596,3 +596,54 @@ def test_resuming_a_shipped_network_is_refused_clearly() -> None:
     assert f"--mode test --checkpoint {shipped}" in line and "--out DIR" in line
     assert "select_split" not in line and "eval_every" not in line
     assert sorted(p.name for p in shipped.parent.iterdir()) == before
+
+
+@needs_dask
+@pytest.mark.slow  # a process cluster and two sweeps: about a minute
+def test_sweep_worker_sent_sighup_saves_and_its_trial_is_resubmitted(
+        tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker whose terminal closes (SIGHUP) saves its trial and closes, as for SIGTERM;
+    the sweep resubmits the trial, which ends byte-identical to an undisturbed one."""
+    import threading
+
+    import distributed
+    import test_sweep
+    from test_sweep import _kill_spec, _mid_trial, _same_checkpoints, in_process_cluster
+
+    from symstdp_genn.data import load_dataset
+    from symstdp_genn.sweep.engine import run_sweep
+
+    monkeypatch.setattr(runner, "load_dataset", load_dataset)  # the files, as workers read
+    data_dir = test_sweep.write_synthetic_mnist(tmp_path_factory.mktemp("sighup-data"))
+    spec = _kill_spec()
+    reference = tmp_path / "undisturbed"
+    with in_process_cluster() as client:
+        run_sweep(spec, reference, data_dir=data_dir, client=client, show_progress=False)
+    out = tmp_path / "hung-up"
+    victim: dict[str, Any] = {}
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as client:
+        box: dict[str, Any] = {}
+        sweep = threading.Thread(target=lambda: box.update(report=run_sweep(
+            spec, out, data_dir=data_dir, client=client, show_progress=False)))
+        sweep.start()
+        deadline = time.monotonic() + 120
+        while not victim and time.monotonic() < deadline and sweep.is_alive():
+            trial = _mid_trial(spec, out)
+            if trial is not None:
+                pids = client.run(os.getpid)
+                for address, keys in client.processing().items():
+                    if any(trial.trial_id in str(k) for k in keys):
+                        victim = {"trial": trial.trial_id, "pid": pids[address]}
+            time.sleep(0.02)
+        assert victim, "no trial was caught mid-run"
+        os.kill(victim["pid"], signal.SIGHUP)
+        sweep.join(timeout=300)
+        assert not sweep.is_alive()
+    assert box["report"].counts == {"finished": 2}
+    events = [json.loads(line)["event"] for line in
+              (out / "trials" / victim["trial"] / "metrics.jsonl").read_text().splitlines()]
+    assert "interrupted" in events  # saved where it stood, then resumed elsewhere
+    _same_checkpoints(spec, out, reference)

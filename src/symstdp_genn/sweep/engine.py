@@ -34,6 +34,7 @@ from ..checkpoint import atomic_path
 from ..errors import UserError
 from ..locking import try_lock, unlock
 from ..runner import check_path, is_locked
+from ..training.stop import STOP_SIGNALS
 from .results import ResultFiles, trial_row, write_results
 from .spec import SweepSpec, Trial, config_hash
 from .trial import (
@@ -66,7 +67,7 @@ class WorkerSetup(WorkerPlugin):
 
     Workers in the client's own process (an in-process cluster, tests) share the process
     environment, so they keep the process's cache. SIGTERM (how Dask, SLURM and PBS stop
-    workers) and SIGINT make the running trials save a checkpoint and stop first. The
+    workers), SIGHUP and SIGINT make the running trials save a checkpoint and stop first. The
     workers of the sweep's own local cluster get the terminal's Ctrl-C too; there the client
     runs the shutdown, so the worker only stops its trials (``chain_sigint=False``).
     """
@@ -90,7 +91,7 @@ class WorkerSetup(WorkerPlugin):
         cache = cache_dir() / "sweep-workers" / label
         os.environ["SYMSTDP_GENN_CACHE"] = str(cache)
         if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in STOP_SIGNALS:
                 self._chain(signum)
 
     def _chain(self, signum: int) -> None:
@@ -101,10 +102,14 @@ class WorkerSetup(WorkerPlugin):
         def handler(sig: int, frame: Any) -> None:
             if self.control is not None:
                 self.control.stop_all()
-            chain = sig == signal.SIGTERM or self.chain_sigint
+            # SIGHUP (a closed terminal) ends a worker of its own like SIGTERM; the sweep's
+            # own cluster got it with the client, which runs the shutdown, as for Ctrl-C
+            ends = sig == signal.SIGTERM or (sig == getattr(signal, "SIGHUP", None)
+                                             and self.chain_sigint)
+            chain = ends or self.chain_sigint
             if chain and callable(previous) and previous is not signal.default_int_handler:
                 previous(sig, frame)
-            elif sig == signal.SIGTERM and self.worker is not None:
+            elif ends and self.worker is not None:
                 # the default action, but only once the trials have saved and their
                 # 'interrupted' results are on the way (the client resubmits them);
                 # paused at once, so that the scheduler sends this worker nothing new
