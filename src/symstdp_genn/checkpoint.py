@@ -131,15 +131,25 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
     return path
 
 
-def checkpoint_path(path: Path) -> Path:
+def checkpoint_path(path: str | os.PathLike[str]) -> Path:
     """What ``path`` names as a checkpoint: a training run folder (``checkpoint.npz`` and
     none of the original's files) means its ``checkpoint.npz``, since that is what a user
     passing ``models/mnist-400-s1`` wants tested; anything else is returned unchanged (an
-    original-format folder, a file)."""
+    original-format folder, a file).
+
+    Raises:
+        UserError: ``path`` is a training run folder that holds no ``checkpoint.npz`` (its
+            training saved none), so it names nothing to load.
+    """
     path = Path(path)
-    if (path.is_dir() and not any((path / f).is_file() for f in ORIGINAL_FILES)
-            and (path / RUN_CHECKPOINT).is_file()):
-        return path / RUN_CHECKPOINT
+    if path.is_dir() and not any((path / f).is_file() for f in ORIGINAL_FILES):
+        if (path / RUN_CHECKPOINT).is_file():
+            return path / RUN_CHECKPOINT
+        from .runner import is_run_folder  # runner imports this module
+
+        if is_run_folder(path):
+            raise UserError(f"run folder {path} holds no {RUN_CHECKPOINT} (its training saved "
+                            "none); pass another run folder or a .npz checkpoint")
     return path
 
 

@@ -25,7 +25,7 @@ from . import checkpoint as _checkpoint
 from . import config as _config
 from . import runner
 from .backends import backend_for
-from .checkpoint import Checkpoint, check_size
+from .checkpoint import RUN_CHECKPOINT, Checkpoint, check_size, checkpoint_path
 from .config import Config, config_from_dict
 from .errors import UserError
 from .evaluation import EVALUATION_FILE, SILENT, EvaluationResult
@@ -36,8 +36,6 @@ from .progress import ConsoleFilter, ConsoleFormatter, notice
 from .training import DRIVER_PREFIX
 
 log = logging.getLogger(__name__)
-
-RUN_CHECKPOINT = "checkpoint.npz"
 
 
 @dataclass
@@ -113,17 +111,6 @@ def pct(x: float) -> str:
 def figure_paths(report: FigureReport | None) -> list[Path]:
     """The files a figure report wrote (none when no figures were drawn)."""
     return list(report.written) if report is not None else []
-
-
-def checkpoint_path(path: str | os.PathLike[str]) -> Path:
-    """The checkpoint a path means: a ``.npz`` file as it is, a run folder's
-    ``checkpoint.npz``, or a folder of the original code's ``gP2E``/``gE2C``/``theta``."""
-    path = _checkpoint.checkpoint_path(Path(path))
-    if (path.is_dir() and runner.is_run_folder(path)
-            and not any((path / f).is_file() for f in _checkpoint.ORIGINAL_FILES)):
-        raise UserError(f"run folder {path} holds no {RUN_CHECKPOINT} (its training saved "
-                        "none); pass another run folder or a .npz checkpoint")
-    return path
 
 
 def default_report_dir(checkpoint: Path, n_test: int) -> Path:
