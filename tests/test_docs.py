@@ -3,11 +3,15 @@ covers every key, and user documentation speaks of the project, not of its histo
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import importlib.util
+import inspect
 import os
 import re
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -84,3 +88,89 @@ def test_docs_build_strict(tmp_path: Path) -> None:
     assert proc.returncode == 0, output
     assert "WARNING" not in output, output
     assert (tmp_path / "site" / "configuration" / "index.html").is_file()
+
+
+# ------------------------------------------------------------------------------------------
+# every public object the API reference renders has a docstring (mkdocstrings renders an
+# undocumented one as a bare signature without a warning, so the strict build cannot see it)
+# ------------------------------------------------------------------------------------------
+
+
+def _api_page_modules() -> list[tuple[str, list[str] | None]]:
+    """``(module, members or None for all)`` of every ``::: module`` block in docs/api.md."""
+    blocks: list[tuple[str, list[str] | None]] = []
+    members: list[str] | None = None
+    for line in (DOCS / "api.md").read_text().splitlines():
+        if match := re.match(r"^:::\s+([\w.]+)\s*$", line):
+            members = None
+            blocks.append((match.group(1), None))
+        elif blocks and re.match(r"^\s+members:\s*$", line):
+            members = []
+            blocks[-1] = (blocks[-1][0], members)
+        elif members is not None and (match := re.match(r"^\s+-\s+(\w+)\s*$", line)):
+            members.append(match.group(1))
+        elif line.strip() and not line.startswith(" "):
+            members = None
+    return blocks
+
+
+def _has_docstring(obj: object) -> bool:
+    if inspect.isclass(obj):
+        doc = obj.__dict__.get("__doc__") or ""
+        if dataclasses.is_dataclass(obj) and doc.startswith(f"{obj.__name__}("):
+            return False  # the signature dataclasses write in when there is no docstring
+        return bool(doc.strip())
+    return bool((getattr(obj, "__doc__", None) or "").strip())
+
+
+def _public_objects(module: types.ModuleType) -> list[tuple[str, object]]:
+    """The functions and classes a module defines (not imports) without a leading
+    underscore, and those its ``__all__`` re-exports."""
+    objects = {name: value for name, value in vars(module).items()
+               if not name.startswith("_") and (inspect.isclass(value)
+                                                or inspect.isfunction(value))
+               and getattr(value, "__module__", None) == module.__name__}
+    for name in getattr(module, "__all__", ()):
+        value = getattr(module, name)
+        if inspect.isclass(value) or inspect.isfunction(value):
+            objects.setdefault(name, value)
+    return sorted(objects.items())
+
+
+def _methods(cls: type) -> list[tuple[str, object]]:
+    """A class's own public methods, class/static methods and properties."""
+    found = []
+    for name, value in vars(cls).items():
+        if name.startswith("_"):
+            continue
+        if isinstance(value, (staticmethod, classmethod)):
+            value = value.__func__
+        elif isinstance(value, property):
+            value = value.fget
+        if inspect.isfunction(value):
+            found.append((name, value))
+    return found
+
+
+def test_every_public_object_has_a_docstring() -> None:
+    import symstdp_genn
+
+    undocumented = [f"symstdp_genn.{name}" for name in symstdp_genn.__all__
+                    if (inspect.isclass(obj := getattr(symstdp_genn, name))
+                        or inspect.isfunction(obj)) and not _has_docstring(obj)]
+    blocks = _api_page_modules()
+    assert {"symstdp_genn.api", "symstdp_genn.config"} <= {name for name, _ in blocks}
+    for module_name, members in blocks:
+        module = importlib.import_module(module_name)
+        if not _has_docstring(module):
+            undocumented.append(module_name)
+        for name, obj in _public_objects(module):
+            if members is not None and name not in members:
+                continue
+            if not _has_docstring(obj):
+                undocumented.append(f"{module_name}.{name}")
+            if inspect.isclass(obj):
+                undocumented += [f"{module_name}.{name}.{method}"
+                                 for method, fn in _methods(obj) if not _has_docstring(fn)]
+    assert not undocumented, ("public objects the API reference renders without a docstring "
+                              "(say what each is for):\n" + "\n".join(undocumented))

@@ -48,11 +48,16 @@ THETA_LIMIT = 1e6
 
 @dataclass
 class Checkpoint:
+    """A network's state as saved: ``arrays`` (weights, θ, assignments, the training
+    driver's counters) and ``meta`` (format, versions, the complete config): everything a
+    test or a bit-identical resume needs."""
+
     arrays: dict[str, np.ndarray]
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_hidden(self) -> int:
+        """Hidden neurons, from θ's length (the layout every other array is checked against)."""
         return int(self.arrays["hidden.theta"].shape[-1])
 
 
@@ -66,6 +71,8 @@ class CheckpointWriteError(UserError):
 
 
 def versions() -> dict[str, str]:
+    """symstdp-genn's, NumPy's and Python's versions, kept in every checkpoint so that a
+    result can be traced to the software that produced it."""
     return {"symstdp_genn": __version__, "numpy": np.__version__,
             "python": platform.python_version()}
 

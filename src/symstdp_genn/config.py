@@ -230,6 +230,8 @@ class Config:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every key as plain nested dicts, defaults included: what a run's checkpoint and
+        ``config.yaml`` store, so the run can be rebuilt exactly from them."""
         return dataclasses.asdict(self)
 
     def result_dict(self) -> dict[str, Any]:
@@ -239,6 +241,7 @@ class Config:
         return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_KEYS}
 
     def to_yaml(self) -> str:
+        """:meth:`to_dict` as YAML in the schema's key order (the text of ``config.yaml``)."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
@@ -412,6 +415,7 @@ def _check_consistency(config: Config) -> None:
 
 
 def list_presets() -> list[str]:
+    """The shipped presets' names (``--preset NAME``), sorted, as error messages list them."""
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 

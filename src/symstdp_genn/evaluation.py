@@ -113,6 +113,9 @@ class EvaluationRecord:
     def from_counts(cls, labels: np.ndarray, hidden_counts: np.ndarray,
                     supervised: np.ndarray, assignment: np.ndarray, retries: np.ndarray,
                     forced: np.ndarray, assignments: np.ndarray) -> EvaluationRecord:
+        """A record of one test pass's per-sample arrays in the compact dtypes that
+        ``evaluation.npz`` keeps (hidden counts of the first :data:`KEEP_HIDDEN_COUNTS`
+        samples only, to keep the file small)."""
         hidden_counts = np.asarray(hidden_counts)
         head = hidden_counts[:KEEP_HIDDEN_COUNTS]
         return cls(
@@ -127,14 +130,17 @@ class EvaluationRecord:
 
     @property
     def n(self) -> int:
+        """How many samples the pass scored."""
         return int(self.labels.size)
 
     @property
     def supervised_confusion(self) -> np.ndarray:
+        """The supervised readout's confusion matrix (:func:`confusion_matrix`)."""
         return confusion_matrix(self.labels, self.supervised)
 
     @property
     def assignment_confusion(self) -> np.ndarray:
+        """The assignment readout's confusion matrix (:func:`confusion_matrix`)."""
         return confusion_matrix(self.labels, self.assignment)
 
 
@@ -180,6 +186,8 @@ class EvaluationResult:
     record: EvaluationRecord | None = field(default=None, repr=False, compare=False)
 
     def summary(self) -> dict[str, float]:
+        """The pass's numbers as one flat mapping (with samples/s): what ``metrics.jsonl``
+        records and what checkpoint selection compares."""
         return {"n": self.n, "supervised_accuracy": self.supervised_accuracy,
                 "assignment_accuracy": self.assignment_accuracy,
                 "silent_fraction": self.silent_fraction, "retried_fraction": self.retried_fraction,
@@ -230,12 +238,14 @@ class Reference:
 
     @property
     def value_text(self) -> str:
+        """The accuracy as printed: ``96.73 %``, or a range such as ``95–96 %``."""
         if self.low == self.high:
             return f"{self.low:g} %"
         return f"{self.low:g}–{self.high:g} %"
 
     @property
     def label(self) -> str:
+        """The reference line's label in ``accuracy.png``: source, readout, value, status."""
         return f"{self.source}, {self.readout}: {self.value_text} ({self.status})"
 
 

@@ -40,6 +40,9 @@ WEIGHT_VAR = "g"
 
 @dataclass(frozen=True)
 class Population:
+    """A group of neurons of one model, with its parameters and initial values;
+    ``dynamic_params`` may be changed between runs without recompiling."""
+
     name: str
     size: int
     model: models.NeuronModel
@@ -51,6 +54,9 @@ class Population:
 
 @dataclass(frozen=True)
 class Projection:
+    """Synapses from one population to another: connectivity, weight-update and
+    postsynaptic models with their parameters and initial values."""
+
     name: str
     source: str
     target: str
@@ -74,6 +80,9 @@ class Projection:
 
 @dataclass(frozen=True)
 class NetworkSpec:
+    """The whole network independent of any backend (time step, populations, projections,
+    precision): what every backend compiles, so that they all simulate the same model."""
+
     dt: float
     populations: tuple[Population, ...]
     projections: tuple[Projection, ...]
@@ -83,12 +92,14 @@ class NetworkSpec:
     flush_subnormals: bool = False
 
     def population(self, name: str) -> Population:
+        """The population called ``name`` (KeyError if there is none)."""
         for pop in self.populations:
             if pop.name == name:
                 return pop
         raise KeyError(name)
 
     def projection(self, name: str) -> Projection:
+        """The projection called ``name`` (KeyError if there is none)."""
         for proj in self.projections:
             if proj.name == name:
                 return proj

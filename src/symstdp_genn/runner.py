@@ -217,6 +217,9 @@ class RunLock:
         self._handle: IO[str] | None = None
 
     def acquire(self) -> None:
+        """Take the lock and write this process's pid into it. Raises :class:`UserError`
+        naming the holder when another process has it: two trainings in one folder would
+        overwrite each other's checkpoints."""
         handle = open(self.path, "a+")
         try:
             try_lock(handle)
@@ -230,6 +233,7 @@ class RunLock:
         self._handle = handle
 
     def release(self) -> None:
+        """Give the lock back (the file stays, see above); nothing happens when not held."""
         if self._handle is not None:
             unlock(self._handle)
             self._handle.close()

@@ -81,6 +81,8 @@ class WorkerSetup(WorkerPlugin):
         self.worker: Any = None
 
     def setup(self, worker: Any) -> None:
+        """Called by Dask as the worker starts: the trials' stop switch, and in a worker
+        process of its own a compile cache of its own and the stop-signal handlers."""
         self.control = TrialControl()
         self.worker = worker
         if os.getpid() == self.client_pid:
@@ -128,6 +130,7 @@ class WorkerSetup(WorkerPlugin):
         self.worker.loop.add_callback(self.worker.close, reason="SIGTERM")
 
     def teardown(self, worker: Any) -> None:
+        """Called by Dask as the worker closes: running trials stop and save first."""
         if self.control is not None and self.control.stop_all():
             self.control.wait_idle(STOP_GRACE_S)
 
@@ -152,6 +155,10 @@ def _wait_trials(dask_worker: Any) -> bool:
 
 @dataclass
 class SweepReport:
+    """What a sweep did: its folder, one row per trial, how many trials ran or were
+    skipped as already finished, whether it was interrupted, the result files written,
+    and the trials counted by status (a failed one makes the command exit with 1)."""
+
     out_dir: Path
     rows: list[dict[str, Any]]
     ran: int = 0

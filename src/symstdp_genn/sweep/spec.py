@@ -47,11 +47,15 @@ class Trial:
 
     @property
     def trial_id(self) -> str:
+        """``<point id>-s<seed>``: unique within the sweep, the trial's name in its tables."""
         return f"{self.point_id}-s{self.seed}"
 
 
 @dataclass
 class SweepSpec:
+    """A sweep file, checked and expanded: its name, the split it scores on, the swept
+    keys (``grid_keys``: those of the grid, which a 2-D heat map needs) and every trial."""
+
     name: str
     source: Path | None
     split: str
@@ -290,5 +294,7 @@ def _trained(config: Config) -> int:
 
 
 def load_sweep(path: Path) -> SweepSpec:
+    """Read and check a sweep file (:func:`build_sweep`): a bad one raises
+    :class:`UserError` naming the key, before any trial runs."""
     path = Path(path)
     return build_sweep(read_yaml(path, "sweep file"), str(path), path)
