@@ -8,8 +8,10 @@ and reports the output layer's ties, margins, silence, predicted-class histogram
 the accuracy of the drive readout argmax(hidden counts · g) beside the spiking one
 (:mod:`symstdp_genn.diagnostics`). ``--scale-output F`` multiplies the hidden→output
 weights by F before each pass: a what-if that costs no training (do the outputs answer
-better when driven less?). Writes ``RUN/diagnosis-<split>.json`` and, with matplotlib,
-``RUN/figures/diagnosis-<split>.png``.
+better when driven less?), and ``--theta-shift MV`` adds MV to every hidden neuron's θ:
+a negative shift raises the hidden layer's activity, as more joint training does (does
+the output layer's answer survive a busier hidden layer?). Writes
+``RUN/diagnosis-<split>.json`` and, with matplotlib, ``RUN/figures/diagnosis-<split>.png``.
 
     python benchmarks/diagnose_output.py --run RUN --images 2000 --every 10000
 """
@@ -115,11 +117,19 @@ def main() -> int:
     p.add_argument("--every", type=int, default=None, help="only snapshots at multiples of N")
     p.add_argument("--scale-output", type=float, default=1.0,
                    help="multiply the hidden->output weights by F before each pass")
+    p.add_argument("--theta-shift", type=float, default=0.0,
+                   help="add MV to every hidden neuron's theta before each pass")
+    p.add_argument("--snapshots", type=Path, nargs="*", default=None,
+                   help="these checkpoints instead of the run's snapshots (e.g. RUN/best.npz)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--data-dir", type=Path, default=None)
     args = p.parse_args()
-    shots = [(seen, path) for seen, path in list_snapshots(args.run / "snapshots")
-             if not args.every or seen % args.every == 0]
+    if args.snapshots:
+        shots = [(int(load_checkpoint(p).meta.get("driver", {}).get("samples_seen", 0)), p)
+                 for p in args.snapshots]
+    else:
+        shots = [(seen, path) for seen, path in list_snapshots(args.run / "snapshots")
+                 if not args.every or seen % args.every == 0]
     if not shots:
         raise UserError(f"{args.run} has no snapshots/samples-*.npz; train with "
                         "training.checkpoint_every > 0 to keep them")
@@ -140,8 +150,8 @@ def main() -> int:
           + (f"; {args.images} {args.split} images per pass, output weights x"
              f"{args.scale_output:g}" if args.images else ""))
     print("| samples | effective inputs | at cap | top-1 % share | supervised | drive | "
-          "ties | silent | lost by spiking | output spikes | margin |")
-    print("| --- " * 11 + "|")
+          "ties | silent | lost by spiking | output spikes | margin | hidden spikes |")
+    print("| --- " * 12 + "|")
     rows = []
     for seen, path in shots:
         ckpt = load_checkpoint(path)
@@ -153,26 +163,34 @@ def main() -> int:
             state = {k: v for k, v in ckpt.arrays.items() if not k.startswith(DRIVER_PREFIX)}
             scaled = (g * np.float32(args.scale_output)).astype(g.dtype)
             state[WEIGHT_KEY] = scaled
+            if args.theta_shift:
+                theta = ckpt.arrays["hidden.theta"]
+                state["hidden.theta"] = (theta.astype(np.float64) + args.theta_shift).astype(
+                    theta.dtype)
             n = min(args.images, len(dataset.test_images))
             tic = time.perf_counter()
             hidden, output, _, _, _ = evaluator.run_pass(state, dataset.test_images[:n], "test")
             d = diagnose_readout(dataset.test_labels[:n].astype(np.int64), hidden, output,
                                  scaled)
             row["readout"] = d.to_dict()
+            row["mean_hidden_spikes"] = float(hidden.sum(axis=1).mean())
             row["seconds"] = round(time.perf_counter() - tic, 1)
             cells += [f"{100 * d.supervised_accuracy:.2f} %", f"{100 * d.drive_accuracy:.2f} %",
                       f"{100 * d.tie_fraction:.1f} %", f"{100 * d.silent_fraction:.1f} %",
                       f"{100 * d.lost_by_spiking:.1f} %", f"{d.mean_output_spikes:.1f}",
-                      f"{d.mean_margin:.2f}"]
+                      f"{d.mean_margin:.2f}", f"{row['mean_hidden_spikes']:.1f}"]
         else:
-            cells += ["", "", "", "", "", "", ""]
+            cells += [""] * 8
         rows.append(row)
         print("| " + " | ".join(cells) + " |", flush=True)
-    suffix = "" if args.scale_output == 1.0 else f"-x{args.scale_output:g}"
+    suffix = ("" if args.scale_output == 1.0 else f"-x{args.scale_output:g}") + (
+        f"-theta{args.theta_shift:+g}" if args.theta_shift else "") + (
+        "-" + "-".join(p.stem for p in args.snapshots) if args.snapshots else "")
     out = args.run / f"diagnosis-{args.split}{suffix}.json"
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps({"run": str(args.run), "split": args.split,
                                    "images": args.images, "scale_output": args.scale_output,
+                                   "theta_shift": args.theta_shift,
                                    "stage_boundary": boundary, "rows": rows}, indent=1) + "\n")
     print(f"written: {out}")
     try:
