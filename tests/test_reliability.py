@@ -596,6 +596,12 @@ def test_resuming_a_shipped_network_is_refused_clearly() -> None:
     assert f"--mode test --checkpoint {shipped}" in line and "--out DIR" in line
     assert "select_split" not in line and "eval_every" not in line
     assert sorted(p.name for p in shipped.parent.iterdir()) == before
+    from symstdp_genn import api
+    from symstdp_genn.errors import UserError
+
+    with pytest.raises(UserError, match="not in a training run folder"):
+        api.train(resume=shipped, progress=False)  # the library refuses it too
+    assert sorted(p.name for p in shipped.parent.iterdir()) == before
 
 
 @needs_dask

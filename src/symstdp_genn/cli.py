@@ -197,13 +197,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     base: Config | None = None
     if args.resume is not None:
         _, base = runner.resumable_checkpoint(args.resume)
-        if args.out is None and not runner.is_run_folder(Path(args.resume).parent):
-            # e.g. a shipped network: the run would go into the folder it ships in
-            raise UserError(
-                f"--resume {args.resume}: that file is not in a training run folder (no "
-                f"config.yaml or metrics.jsonl beside it), so there is no run to continue "
-                f"there; test it with --mode test --checkpoint {args.resume}, or train on from "
-                "it into a new folder with --out DIR")
+        if args.out is None:  # refused before the announcement (train_run checks again)
+            runner.check_resume_folder(args.resume, Path(args.resume).parent)
     config = _config_for(args, base)
     if args.out is not None:
         run_dir = args.out

@@ -89,6 +89,19 @@ def resumable_checkpoint(path: Path) -> tuple[Checkpoint, Config]:
     return ckpt, config_from_dict(data)
 
 
+def check_resume_folder(resume: Path, run_dir: Path) -> None:
+    """Refuse to continue ``resume`` in its own folder when that folder holds no run (a
+    shipped network in ``models/pretrained/``, a checkpoint copied elsewhere): the run's
+    files would be written beside it, among files that are not a run's."""
+    resume, run_dir = Path(resume), Path(run_dir)
+    if run_dir.resolve() == resume.resolve().parent and not is_run_folder(run_dir):
+        raise UserError(
+            f"--resume {resume}: that file is not in a training run folder (no config.yaml "
+            "or metrics.jsonl beside it), so there is no run to continue there; test it with "
+            f"--mode test --checkpoint {resume}, or train on from it into a new folder with "
+            "--out DIR")
+
+
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
@@ -355,6 +368,7 @@ def train_run(config: Config, run_dir: Path, *, resume: Path | None = None,
         checkpoint, trained = resumable_checkpoint(resume)
         check_size(checkpoint, config.network.n_hidden, str(resume))
         changes = check_resume_compatible(trained, config, resume)
+        check_resume_folder(resume, run_dir)
     check_run_dir(run_dir, resume)
     parents_created = _created_top(run_dir.parent)
     try:
