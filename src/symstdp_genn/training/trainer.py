@@ -150,7 +150,8 @@ class Trainer:
         self.retries_total = int(driver.get("retries_total", 0))
         self.forced_total = int(driver.get("forced_total", 0))
         self.sim.presentations = int(driver.get("presentations", 0))
-        self.pending_evaluation = bool(driver.get("pending_evaluation", False))
+        # (a resume that turned periodic evaluation off has none left to run)
+        self.pending_evaluation = bool(driver.get("pending_evaluation")) and self.selecting
         arrays = ckpt.arrays
         if f"{DRIVER_PREFIX}response_sums" in arrays:
             self.running = RunningAccuracy(
