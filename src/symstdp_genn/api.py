@@ -40,6 +40,7 @@ from .errors import UserError
 from .evaluation import EvaluationResult
 from .plotting import FigureReport, draw_run, draw_safely
 from .plotting.run import matplotlib_available
+from .progress import notice
 from .selection import BEST_FILE
 from .tester import (
     EvalResult,
@@ -241,9 +242,9 @@ def train(preset: PathLike | None = None, *, samples: int | None = None,
         outcome = runner.train_run(config, run_dir, resume=resume_path,
                                    data_dir=Path(data_dir) if data_dir is not None else None,
                                    show_progress=progress)
-        if outcome.interrupted:
-            log.warning("training interrupted after %d samples; continue it with "
-                        "train(resume=%r)", outcome.samples_seen, str(outcome.checkpoint))
+        if outcome.interrupted and shown:  # the command line prints its own hint
+            notice(log, "training interrupted after %d samples; continue it with "
+                   "train(resume=%r)", outcome.samples_seen, str(outcome.checkpoint))
         report = None
         if figures and not outcome.interrupted:
             with runner.run_log(run_dir / runner.LOG_FILE):
