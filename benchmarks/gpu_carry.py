@@ -123,10 +123,11 @@ def size_mib(folder: Path) -> float:
 def run_command(out: Path) -> str:
     """The one command to run in the repository root on the GPU machine."""
     rel = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out
+    include = f"$PWD/{rel}/include" if not rel.is_absolute() else f"{rel}/include"
     return (f"python -m pip install -q --no-index --find-links {rel}/wheels pygenn "
             f"{' '.join(DEPENDENCIES)} && "
             "export CUDA_PATH=${CUDA_PATH:-/usr/local/cuda} && "
-            f"export CPATH=${{CPATH:+$CPATH:}}$PWD/{rel}/include && "
+            f"export CPATH=${{CPATH:+$CPATH:}}{include} && "
             "export LD_LIBRARY_PATH=$CUDA_PATH/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} && "
             f"python benchmarks/gpu_check.py --quick --data-dir {rel} "
             "--out ${OUT:-.}/gpu-check.md")

@@ -163,6 +163,8 @@ def test_carry_gathers_wheel_and_mnist_and_prints_the_command(
     text = capsys.readouterr().out
     assert "python benchmarks/gpu_check.py --quick" in text
     assert f"--find-links {out}/wheels pygenn numpy pyyaml psutil pytest" in text
+    assert f"export CPATH=${{CPATH:+$CPATH:}}{out}/include && " in text
+    assert "$PWD/gpu-carry/include" in gpu_carry.run_command(REPO / "gpu-carry")
     # without MNIST: one line, exit 2
     assert gpu_carry.main(["--pygenn-wheel", str(wheel), "--out", str(out), "--data-dir",
                            str(tmp_path / "empty"), "--no-download"]) == 2
