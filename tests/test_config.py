@@ -55,7 +55,7 @@ TUNED = {"fashion-400-tuned": ("fashion-400", {"theta_plus": 0.2, "eta_input_to_
 #: presets that are a network preset under another protocol: (base preset, training and
 #: evaluation values that differ from it)
 PROTOCOLS = {"mnist-6400-two-stage": ("mnist-6400", {
-    "training.schedule": "layerwise", "training.epochs": 1, "training.output_epochs": 2,
+    "training.schedule": "layerwise", "training.epochs": 1, "training.output_epochs": 1,
     "training.validation": True, "training.eval_every": 10_000,
     "training.checkpoint_every": 5000, "evaluation.periodic_label_samples": 5000})}
 
