@@ -49,7 +49,12 @@ def _user_error(**kwargs: object) -> str:
 
 #: presets tuned on the validation split: (base preset, the values that differ from it)
 TUNED = {"fashion-400-tuned": ("fashion-400", {"theta_plus": 0.2, "eta_input_to_hidden": 0.05,
-                                               "norm_input_to_hidden": 78.4})}
+                                               "norm_input_to_hidden": 78.4}),
+         "fashion-6400-tuned": ("fashion-6400", {
+             "hidden_v_threshold": -60.0, "tau_theta_ms": 5e7, "theta_plus": 0.2,
+             "eta_input_to_hidden": 0.05, "eta_hidden_to_output": 0.32,
+             "w_max_hidden_to_output": 40.0, "norm_input_to_hidden": 78.4,
+             "norm_hidden_to_output": 12800.0})}
 
 
 #: presets that are a network preset under another protocol: (base preset, training and
