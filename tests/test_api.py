@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import run_cli
+from test_cli import fake_dataset
 
 import symstdp_genn as sg
 from symstdp_genn import runner
@@ -25,16 +26,8 @@ N_TRAIN, N_TEST = 200, 100
 
 
 def digits(seed: int = 0) -> Dataset:
-    """Sparse random "digits": one pixel pattern per class, a little noise on each image."""
-    rng = np.random.default_rng(seed)
-    prototypes = rng.random((10, 784)) < 0.15
-
-    def make(n: int) -> tuple[np.ndarray, np.ndarray]:
-        labels = rng.permutation(np.arange(n) % 10).astype(np.uint8)
-        pixels = prototypes[labels] ^ (rng.random((n, 784)) < 0.03)
-        return (pixels * rng.integers(100, 256, (n, 784))).astype(np.uint8), labels
-
-    return Dataset(*make(N_TRAIN), *make(N_TEST), name="mnist")
+    """The command-line tests' sparse random digits, in this module's sizes."""
+    return fake_dataset(N_TRAIN, N_TEST, seed)
 
 
 @pytest.fixture(autouse=True)
