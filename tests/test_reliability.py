@@ -423,6 +423,19 @@ def test_sigterm_during_test_mode_is_handled_as_ctrl_c(trained: Path, tmp_path: 
     assert not (run_dir / "tests").exists() or not any((run_dir / "tests").iterdir())
 
 
+@pytest.fixture
+def sighup_default() -> Iterator[None]:
+    """SIGHUP at its default for this test and the processes it starts: a test suite
+    started under ``nohup`` inherits SIGHUP ignored, and a run that inherits that keeps
+    ignoring it by design, which is not what these tests are about."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+@pytest.mark.usefixtures("sighup_default")
 def test_sighup_saves_a_checkpoint_and_exits_130(tmp_path: Path, build_cache: Path) -> None:
     """A closed terminal (SIGHUP) stops a training as SIGTERM does: saved, named, 130."""
     run_dir = tmp_path / "run"
@@ -606,6 +619,7 @@ def test_resuming_a_shipped_network_is_refused_clearly() -> None:
 
 @needs_dask
 @pytest.mark.slow  # a process cluster and two sweeps: about a minute
+@pytest.mark.usefixtures("sighup_default")
 def test_sweep_worker_sent_sighup_saves_and_its_trial_is_resubmitted(
         tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
         monkeypatch: pytest.MonkeyPatch) -> None:
