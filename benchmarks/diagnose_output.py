@@ -37,6 +37,7 @@ from symstdp_genn.diagnostics import diagnose_readout, weight_concentration  # n
 from symstdp_genn.errors import UserError  # noqa: E402
 from symstdp_genn.evaluator import Evaluator  # noqa: E402
 from symstdp_genn.network import HIDDEN_TO_OUTPUT, build_network  # noqa: E402
+from symstdp_genn.plotting.accuracy import accuracy_curves, read_metrics  # noqa: E402
 from symstdp_genn.plotting.weights import list_snapshots  # noqa: E402
 from symstdp_genn.runner import load_data  # noqa: E402
 from symstdp_genn.selection import TEST, VALIDATION  # noqa: E402
@@ -48,13 +49,8 @@ WEIGHT_KEY = f"{HIDDEN_TO_OUTPUT}.g"
 def stage_boundary(run: Path) -> int | None:
     """Samples at which stage 2 of a layerwise run started (its ``stage`` event)."""
     path = run / "metrics.jsonl"
-    if not path.is_file():
-        return None
-    for line in path.read_text().splitlines():
-        event = json.loads(line)
-        if event.get("event") == "stage":
-            return int(event["samples_seen"])
-    return None
+    stage2 = accuracy_curves(read_metrics(path)).stage2 if path.is_file() else None
+    return stage2[0] if stage2 is not None else None
 
 
 def plot(rows: list[dict], boundary: int | None, out: Path, title: str) -> None:
