@@ -15,8 +15,14 @@ lowest class. It can fail in ways the accuracy alone does not tell apart:
   quantisation and thresholds; when it is right where the spikes are wrong, the weights
   carry the answer and the spiking layer loses it.
 
+A last question is whether *any* output layer could do better on a given hidden layer:
+:func:`readout_rules` fits readout rules on one set of frozen hidden spike counts and
+scores them on another (the template the symmetric-STDP output layer converges to, a
+soft assignment, and a linear least-squares classifier as the ceiling).
+
 These functions take arrays only (a checkpoint's weights, a pass's spike counts), so
-they cost no simulation; ``benchmarks/diagnose_output.py`` runs the passes.
+they cost no simulation; ``benchmarks/diagnose_output.py`` and
+``benchmarks/readout_ceiling.py`` run the passes.
 """
 
 from __future__ import annotations
@@ -25,7 +31,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .evaluation import SILENT, supervised_predictions
+from .evaluation import (
+    SILENT,
+    assign_from_means,
+    assignment_predictions,
+    class_means,
+    class_responses,
+    supervised_predictions,
+)
 
 
 @dataclass
@@ -112,3 +125,111 @@ def diagnose_readout(labels: np.ndarray, hidden_counts: np.ndarray, output_count
         mean_active_outputs=float((out > 0).sum(axis=1).mean()) if n else float("nan"),
         predicted_histogram=hist.tolist(),
     )
+
+
+# ------------------------------------------------------------------------------------------
+# readout rules on frozen spike counts: what any output layer could read from a hidden layer
+# ------------------------------------------------------------------------------------------
+
+#: ridge penalties :func:`ridge_readout` chooses among, on a held-out tenth of its fitting data
+RIDGE_ALPHAS = (1e1, 1e2, 1e3, 1e4, 1e5)
+
+
+def capped_templates(means: np.ndarray, budget: float, cap: float, rounds: int = 100
+                     ) -> np.ndarray:
+    """``[10, n_hidden]``: each class's mean hidden counts (``means``, ``[n_hidden, 10]``)
+    scaled to sum ``budget`` with no entry above ``cap``, the excess spread over the rest
+    in proportion. Under the teacher only the target output fires, and symmetric STDP only
+    potentiates, so each output's weights grow with its class's hidden counts; the
+    rescaling to ``norm_hidden_to_output`` and the cap at ``w_max_hidden_to_output`` then
+    give these templates, what the output layer converges to (less the forgetting of
+    early samples)."""
+    templates = np.zeros((means.shape[1], means.shape[0]))
+    for c in range(means.shape[1]):
+        w = np.asarray(means[:, c], dtype=np.float64).copy()
+        if w.sum() <= 0:
+            continue
+        w *= budget / w.sum()
+        capped = np.zeros(w.size, bool)
+        for _ in range(rounds):
+            over = (w > cap) & ~capped
+            if not over.any():
+                break
+            capped |= over
+            w[capped] = cap
+            rest = budget - cap * capped.sum()
+            free = ~capped & (w > 0)
+            if rest <= 0 or not free.any():
+                break
+            w[free] *= rest / w[free].sum()
+        templates[c] = w
+    return templates
+
+
+def argmax_or_silent(scores: np.ndarray) -> np.ndarray:
+    """Per row the first highest score, ``SILENT`` where no score is above 0."""
+    pred = scores.argmax(axis=1)
+    pred[~(scores.max(axis=1) > 0)] = SILENT
+    return pred
+
+
+def class_posteriors(means: np.ndarray) -> np.ndarray:
+    """``[n_hidden, 10]``: each neuron's mean responses normalised over the classes, the
+    soft version of the assignment readout's one class per neuron."""
+    totals = means.sum(axis=1, keepdims=True)
+    return np.divide(means, totals, out=np.zeros_like(means, dtype=np.float64),
+                     where=totals > 0)
+
+
+def ridge_fit(x: np.ndarray, labels: np.ndarray, alpha: float, n_classes: int = 10
+              ) -> np.ndarray:
+    """``[n_features + 1, n_classes]``: one-vs-rest least squares on ±1 targets with a
+    bias column and the penalty ``alpha`` on every weight."""
+    xb = np.hstack([x, np.ones((x.shape[0], 1))])
+    y = -np.ones((labels.size, n_classes))
+    y[np.arange(labels.size), labels] = 1.0
+    gram = xb.T @ xb
+    gram[np.diag_indices_from(gram)] += alpha
+    return np.linalg.solve(gram, xb.T @ y)
+
+
+def ridge_predict(weights: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return (np.hstack([x, np.ones((x.shape[0], 1))]) @ weights).argmax(axis=1)
+
+
+def ridge_readout(train_counts: np.ndarray, train_labels: np.ndarray,
+                  alphas: tuple[float, ...] = RIDGE_ALPHAS) -> tuple[np.ndarray, float, float]:
+    """A linear classifier on the counts: ``(weights, alpha, scale)``, with ``alpha`` chosen
+    on the last tenth of the fitting images (never on the images it will be scored on) and
+    the counts divided by ``scale`` (their mean) first. A reference ceiling for what a
+    linear readout of the hidden layer can reach, not a biologically plausible rule."""
+    scale = max(float(np.mean(train_counts)), 1e-12)
+    x = np.asarray(train_counts, dtype=np.float64) / scale
+    labels = np.asarray(train_labels, dtype=np.int64)
+    cut = int(0.9 * labels.size)
+    scores = [float((ridge_predict(ridge_fit(x[:cut], labels[:cut], a), x[cut:])
+                     == labels[cut:]).mean()) for a in alphas]
+    alpha = alphas[int(np.argmax(scores))]
+    return ridge_fit(x, labels, alpha), alpha, scale
+
+
+def readout_rules(train_counts: np.ndarray, train_labels: np.ndarray, counts: np.ndarray,
+                  budget: float, cap: float) -> dict[str, np.ndarray]:
+    """Predictions for ``counts`` of readout rules fitted on ``train_counts``:
+    ``assignment`` (the paper's unsupervised readout), ``template`` (what the
+    symmetric-STDP output layer converges to, :func:`capped_templates`),
+    ``template-nocap``, ``soft-assignment`` (h · :func:`class_posteriors`) and
+    ``least-squares`` (:func:`ridge_readout`)."""
+    labels = np.asarray(train_labels, dtype=np.int64)
+    sums = class_responses(train_counts, labels)
+    label_counts = np.bincount(labels, minlength=sums.shape[1])
+    means = class_means(sums, label_counts)
+    h = np.asarray(counts, dtype=np.float64)
+    weights, _, scale = ridge_readout(train_counts, labels)
+    return {
+        "assignment": assignment_predictions(h, assign_from_means(means)),
+        "template": argmax_or_silent(h @ capped_templates(means, budget, cap).T),
+        "template-nocap": argmax_or_silent(h @ capped_templates(means, budget, np.inf).T),
+        "soft-assignment": argmax_or_silent(h @ class_posteriors(means)),
+        "least-squares": ridge_predict(weights, h / scale),
+    }
