@@ -34,7 +34,7 @@ from symstdp_genn.backends import backend_for  # noqa: E402
 from symstdp_genn.checkpoint import atomic_path, load_checkpoint  # noqa: E402
 from symstdp_genn.config import config_from_dict  # noqa: E402
 from symstdp_genn.diagnostics import diagnose_readout, weight_concentration  # noqa: E402
-from symstdp_genn.errors import UserError  # noqa: E402
+from symstdp_genn.errors import UserError, run_script  # noqa: E402
 from symstdp_genn.evaluator import Evaluator  # noqa: E402
 from symstdp_genn.network import HIDDEN_TO_OUTPUT, build_network  # noqa: E402
 from symstdp_genn.plotting.accuracy import accuracy_curves, read_metrics  # noqa: E402
@@ -199,8 +199,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)

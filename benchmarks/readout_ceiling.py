@@ -43,7 +43,7 @@ from symstdp_genn.backends import backend_for  # noqa: E402
 from symstdp_genn.checkpoint import atomic_path, load_checkpoint  # noqa: E402
 from symstdp_genn.config import Config, config_from_dict  # noqa: E402
 from symstdp_genn.diagnostics import readout_rules  # noqa: E402
-from symstdp_genn.errors import UserError  # noqa: E402
+from symstdp_genn.errors import UserError, run_script  # noqa: E402
 from symstdp_genn.evaluation import supervised_predictions  # noqa: E402
 from symstdp_genn.evaluator import Evaluator  # noqa: E402
 from symstdp_genn.network import build_network  # noqa: E402
@@ -121,8 +121,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)

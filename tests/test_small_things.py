@@ -310,3 +310,18 @@ def test_weight_evolution_gif_has_large_tiles(tmp_path: Path) -> None:
     assert width > grid and height > grid  # it was 620 x 540 pixels for the whole figure
     # the default run's 400 neurons: tiles about 40 pixels wide, not 20
     assert weights.gif_scale(weights.tile_layout(400, np.arange(400) % 10)) > 1.3
+
+
+def test_run_script_turns_a_user_error_into_one_line_and_exit_2(capsys) -> None:
+    from symstdp_genn.errors import UserError, run_script
+
+    def bad() -> int:
+        raise UserError("no such run: give --run a run folder")
+
+    with pytest.raises(SystemExit) as info:
+        run_script(bad)
+    assert info.value.code == 2
+    assert capsys.readouterr().err == "error: no such run: give --run a run folder\n"
+    with pytest.raises(SystemExit) as info:
+        run_script(lambda: 1)
+    assert info.value.code == 1

@@ -8,7 +8,9 @@ one line on stderr and exit code 2 instead of a traceback.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
+from typing import NoReturn
 
 
 class UserError(Exception):
@@ -28,3 +30,14 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     is spotted at once, where a list of 15 presets or 25 keys had to be read through."""
     match = closest(word, choices)
     return f"did you mean '{match}'? " if match else ""
+
+
+def run_script(main: Callable[[], int]) -> NoReturn:
+    """Run a script's ``main`` and exit with its status; a :class:`UserError` becomes one
+    line on stderr and exit code 2, as the CLI does, instead of a traceback."""
+    try:
+        code = main()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    sys.exit(code)
