@@ -508,16 +508,19 @@ def test_ctrl_c_during_a_periodic_evaluation_stops_within_a_batch(
     assert [c["samples_seen"] for c in curve] == [10, 20]
 
 
-def test_ctrl_c_while_the_modules_load_prints_no_traceback(tmp_path: Path) -> None:
+@pytest.mark.parametrize("entry", ["run.py", "-m"])
+def test_ctrl_c_while_the_modules_load_prints_no_traceback(tmp_path: Path, entry: str) -> None:
     """Ctrl-C in the first fraction of a second, while numpy and the package load: one
     'interrupted' line and 130, as at any other moment (a module that raises
-    KeyboardInterrupt on import stands in for the keypress)."""
+    KeyboardInterrupt on import stands in for the keypress), through ``run.py`` and
+    ``python -m symstdp_genn`` alike (the package itself imports nothing heavy)."""
     fake = tmp_path / "fake"
     (fake / "yaml").mkdir(parents=True)
     (fake / "yaml" / "__init__.py").write_text("raise KeyboardInterrupt\n")
-    proc = subprocess.run([sys.executable, str(REPO / "run.py"), "--mode", "train"],
+    command = [str(REPO / "run.py")] if entry == "run.py" else ["-m", "symstdp_genn"]
+    proc = subprocess.run([sys.executable, *command, "--mode", "train"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(fake)})
+                          env={**os.environ, "PYTHONPATH": f"{fake}{os.pathsep}{REPO / 'src'}"})
     assert proc.returncode == 130, proc.stderr
     assert proc.stderr == "interrupted\n"
 
