@@ -181,36 +181,55 @@ def class_posteriors(means: np.ndarray) -> np.ndarray:
                      where=totals > 0)
 
 
+def _with_bias(x: np.ndarray) -> np.ndarray:
+    return np.hstack([x, np.ones((x.shape[0], 1))])
+
+
+def _normal_equations(x: np.ndarray, labels: np.ndarray, n_classes: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """``(XᵀX, XᵀY)`` of one-vs-rest least squares on ±1 targets, with a bias column."""
+    xb = _with_bias(x)
+    y = -np.ones((labels.size, n_classes))
+    y[np.arange(labels.size), labels] = 1.0
+    return xb.T @ xb, xb.T @ y
+
+
+def _solve(gram: np.ndarray, rhs: np.ndarray, alpha: float) -> np.ndarray:
+    penalised = gram.copy()
+    penalised[np.diag_indices_from(penalised)] += alpha
+    return np.linalg.solve(penalised, rhs)
+
+
 def ridge_fit(x: np.ndarray, labels: np.ndarray, alpha: float, n_classes: int = 10
               ) -> np.ndarray:
     """``[n_features + 1, n_classes]``: one-vs-rest least squares on ±1 targets with a
     bias column and the penalty ``alpha`` on every weight."""
-    xb = np.hstack([x, np.ones((x.shape[0], 1))])
-    y = -np.ones((labels.size, n_classes))
-    y[np.arange(labels.size), labels] = 1.0
-    gram = xb.T @ xb
-    gram[np.diag_indices_from(gram)] += alpha
-    return np.linalg.solve(gram, xb.T @ y)
+    return _solve(*_normal_equations(x, labels, n_classes), alpha)
 
 
 def ridge_predict(weights: np.ndarray, x: np.ndarray) -> np.ndarray:
-    return (np.hstack([x, np.ones((x.shape[0], 1))]) @ weights).argmax(axis=1)
+    return (_with_bias(x) @ weights).argmax(axis=1)
 
 
 def ridge_readout(train_counts: np.ndarray, train_labels: np.ndarray,
-                  alphas: tuple[float, ...] = RIDGE_ALPHAS) -> tuple[np.ndarray, float, float]:
+                  alphas: tuple[float, ...] = RIDGE_ALPHAS, n_classes: int = 10
+                  ) -> tuple[np.ndarray, float, float]:
     """A linear classifier on the counts: ``(weights, alpha, scale)``, with ``alpha`` chosen
     on the last tenth of the fitting images (never on the images it will be scored on) and
     the counts divided by ``scale`` (their mean) first. A reference ceiling for what a
-    linear readout of the hidden layer can reach, not a biologically plausible rule."""
+    linear readout of the hidden layer can reach, not a biologically plausible rule.
+    The normal equations are formed once per part (50 000 × 6 400 counts take a minute
+    each) and solved for every penalty."""
     scale = max(float(np.mean(train_counts)), 1e-12)
     x = np.asarray(train_counts, dtype=np.float64) / scale
     labels = np.asarray(train_labels, dtype=np.int64)
     cut = int(0.9 * labels.size)
-    scores = [float((ridge_predict(ridge_fit(x[:cut], labels[:cut], a), x[cut:])
-                     == labels[cut:]).mean()) for a in alphas]
+    gram, rhs = _normal_equations(x[:cut], labels[:cut], n_classes)
+    scores = [float((ridge_predict(_solve(gram, rhs, a), x[cut:]) == labels[cut:]).mean())
+              for a in alphas]
     alpha = alphas[int(np.argmax(scores))]
-    return ridge_fit(x, labels, alpha), alpha, scale
+    gram_rest, rhs_rest = _normal_equations(x[cut:], labels[cut:], n_classes)
+    return _solve(gram + gram_rest, rhs + rhs_rest, alpha), alpha, scale
 
 
 def readout_rules(train_counts: np.ndarray, train_labels: np.ndarray, counts: np.ndarray,
