@@ -41,7 +41,7 @@ from symstdp_genn.plotting.accuracy import accuracy_curves, read_metrics  # noqa
 from symstdp_genn.plotting.weights import list_snapshots  # noqa: E402
 from symstdp_genn.runner import load_data  # noqa: E402
 from symstdp_genn.selection import TEST, VALIDATION  # noqa: E402
-from symstdp_genn.training.trainer import DRIVER_PREFIX  # noqa: E402
+from symstdp_genn.training import network_state  # noqa: E402
 
 WEIGHT_KEY = f"{HIDDEN_TO_OUTPUT}.g"
 
@@ -156,7 +156,7 @@ def main() -> int:
         cells = [f"{seen:,}", f"{row['effective_inputs_mean']:.0f}",
                  f"{row['at_cap_mean']:.1f}", f"{100 * row['top_percent_share_mean']:.1f} %"]
         if evaluator is not None and dataset is not None:
-            state = {k: v for k, v in ckpt.arrays.items() if not k.startswith(DRIVER_PREFIX)}
+            state = network_state(ckpt.arrays)
             scaled = (g * np.float32(args.scale_output)).astype(g.dtype)
             state[WEIGHT_KEY] = scaled
             if args.theta_shift:

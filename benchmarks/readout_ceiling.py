@@ -48,7 +48,7 @@ from symstdp_genn.evaluation import supervised_predictions  # noqa: E402
 from symstdp_genn.evaluator import Evaluator  # noqa: E402
 from symstdp_genn.network import build_network  # noqa: E402
 from symstdp_genn.runner import load_data  # noqa: E402
-from symstdp_genn.training.trainer import DRIVER_PREFIX  # noqa: E402
+from symstdp_genn.training import network_state  # noqa: E402
 
 
 def readouts(config: Config, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -85,7 +85,7 @@ def main() -> int:
         print(f"counts from {args.cache}")
     else:
         training, _ = load_data(config, args.data_dir)
-        state = {k: v for k, v in ckpt.arrays.items() if not k.startswith(DRIVER_PREFIX)}
+        state = network_state(ckpt.arrays)
         evaluator = Evaluator(config, build_network(config), backend_for(config))
         n_train = min(args.train_images, len(training.train_images))
         n_val = min(args.images, len(training.test_images))

@@ -44,7 +44,7 @@ from symstdp_genn.network import build_network  # noqa: E402
 from symstdp_genn.plotting.weights import list_snapshots  # noqa: E402
 from symstdp_genn.runner import load_data  # noqa: E402
 from symstdp_genn.selection import TEST, VALIDATION, selection_label  # noqa: E402
-from symstdp_genn.training.trainer import DRIVER_PREFIX  # noqa: E402
+from symstdp_genn.training import network_state  # noqa: E402
 
 
 def main() -> int:
@@ -84,7 +84,7 @@ def main() -> int:
     rows = []
     for seen, path in shots:
         ckpt = load_checkpoint(path)
-        state = {k: v for k, v in ckpt.arrays.items() if not k.startswith(DRIVER_PREFIX)}
+        state = network_state(ckpt.arrays)
         assignments = ckpt.arrays.get("assignments")
         relabel = args.label_samples is not None or assignments is None or bool(
             np.all(assignments == SILENT))

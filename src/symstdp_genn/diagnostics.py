@@ -33,6 +33,7 @@ import numpy as np
 
 from .evaluation import (
     SILENT,
+    argmax_or_silent,
     assign_from_means,
     assignment_predictions,
     class_means,
@@ -166,13 +167,6 @@ def capped_templates(means: np.ndarray, budget: float, cap: float, rounds: int =
     return templates
 
 
-def argmax_or_silent(scores: np.ndarray) -> np.ndarray:
-    """Per row the first highest score, ``SILENT`` where no score is above 0."""
-    pred = scores.argmax(axis=1)
-    pred[~(scores.max(axis=1) > 0)] = SILENT
-    return pred
-
-
 def class_posteriors(means: np.ndarray) -> np.ndarray:
     """``[n_hidden, 10]``: each neuron's mean responses normalised over the classes, the
     soft version of the assignment readout's one class per neuron."""
@@ -198,13 +192,6 @@ def _solve(gram: np.ndarray, rhs: np.ndarray, alpha: float) -> np.ndarray:
     penalised = gram.copy()
     penalised[np.diag_indices_from(penalised)] += alpha
     return np.linalg.solve(penalised, rhs)
-
-
-def ridge_fit(x: np.ndarray, labels: np.ndarray, alpha: float, n_classes: int = 10
-              ) -> np.ndarray:
-    """``[n_features + 1, n_classes]``: one-vs-rest least squares on ±1 targets with a
-    bias column and the penalty ``alpha`` on every weight."""
-    return _solve(*_normal_equations(x, labels, n_classes), alpha)
 
 
 def ridge_predict(weights: np.ndarray, x: np.ndarray) -> np.ndarray:

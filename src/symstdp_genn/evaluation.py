@@ -24,16 +24,22 @@ EVALUATION_FORMAT = "symstdp-genn-evaluation"
 EVALUATION_FILE = "evaluation.npz"
 
 
+def argmax_or_silent(scores: np.ndarray) -> np.ndarray:
+    """Per row the first highest score, ``SILENT`` where no score is above 0 (no evidence
+    for any class): the decision every readout shares."""
+    scores = np.asarray(scores)
+    pred = scores.argmax(axis=1)
+    pred[~(scores.max(axis=1) > 0)] = SILENT
+    return pred
+
+
 def supervised_predictions(output_counts: np.ndarray) -> np.ndarray:
     """Argmax of the output neurons' counts; a silent output layer predicts ``SILENT``.
 
     Ties go to the lowest class index, as in the original; silence is *not* sent to
     class 0 (the original's quirk), it counts as wrong.
     """
-    counts = np.asarray(output_counts)
-    pred = counts.argmax(axis=1)
-    pred[counts.max(axis=1) <= 0] = SILENT
-    return pred
+    return argmax_or_silent(output_counts)
 
 
 def class_responses(hidden_counts: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -62,9 +68,7 @@ def class_means(response_sums: np.ndarray, label_counts: np.ndarray) -> np.ndarr
 def assign_from_means(means: np.ndarray) -> np.ndarray:
     """Per row of :func:`class_means`: the first class of highest mean, ``SILENT`` where
     every mean is 0."""
-    assignments = means.argmax(axis=1)
-    assignments[means.max(axis=1) <= 0] = SILENT
-    return assignments.astype(np.int16)
+    return argmax_or_silent(means).astype(np.int16)
 
 
 def assignment_predictions(hidden_counts: np.ndarray, assignments: np.ndarray) -> np.ndarray:
@@ -79,9 +83,7 @@ def assignment_predictions(hidden_counts: np.ndarray, assignments: np.ndarray) -
     scores = np.full((hidden_counts.shape[0], N_CLASSES), -np.inf)
     present = sizes > 0
     scores[:, present] = (hidden_counts @ members[:, present]) / sizes[present]
-    pred = scores.argmax(axis=1)
-    pred[~(scores.max(axis=1) > 0)] = SILENT
-    return pred
+    return argmax_or_silent(scores)
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ from .evaluator import Evaluator, labelling_samples, save_record
 from .network import build_network
 from .plotting import FIGURES_DIR, FigureReport, draw_figures, draw_safely
 from .progress import ConsoleFilter, ConsoleFormatter, notice
-from .training import DRIVER_PREFIX
+from .training import network_state
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +154,7 @@ class PreparedEvaluation:
         """Label the hidden neurons (unless the checkpoint has labels), test, and save
         ``evaluation.npz`` (and figures) into ``report_dir`` when there is one."""
         tic = time.perf_counter()
-        state = {k: v for k, v in self.checkpoint.arrays.items()
-                 if not k.startswith(DRIVER_PREFIX)}
+        state = network_state(self.checkpoint.arrays)
         evaluator = Evaluator(self.config, build_network(self.config), self.backend)
         with watched(progress) as shown:
             with (runner.writable_folder(self.report_dir) if self.report_dir is not None

@@ -3,7 +3,7 @@ metrics log (:mod:`.metrics`) and how a run is asked to stop (:mod:`.stop`)."""
 
 from .metrics import MetricsLog
 from .stop import StopRequest, sigterm_as_interrupt
-from .trainer import DRIVER_PREFIX, SNAPSHOT_KEYS, Trainer, TrainingOutcome
+from .trainer import DRIVER_PREFIX, SNAPSHOT_KEYS, Trainer, TrainingOutcome, network_state
 
 __all__ = ["DRIVER_PREFIX", "SNAPSHOT_KEYS", "MetricsLog", "StopRequest", "Trainer",
-           "TrainingOutcome", "sigterm_as_interrupt"]
+           "TrainingOutcome", "network_state", "sigterm_as_interrupt"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,13 @@ from .stop import StopRequest
 log = logging.getLogger(__name__)
 
 DRIVER_PREFIX = "driver."
+
+
+def network_state(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A checkpoint's arrays less the driver's bookkeeping (``driver.*``): the network
+    state a backend's ``set_state`` and an evaluation pass take."""
+    return {k: v for k, v in arrays.items() if not k.startswith(DRIVER_PREFIX)}
+
 #: what stage 2 of a layerwise run takes from the joint stage's selected checkpoint
 STAGE2_FROZEN = ("input_to_hidden.g", "hidden.theta")
 #: network keys that only the output layer reads: all that may differ from the run a
@@ -142,8 +150,7 @@ class Trainer:
     # -- state ---------------------------------------------------------------------
     def _restore(self, ckpt: Checkpoint, source: str) -> None:
         check_size(ckpt, self.config.network.n_hidden, source)
-        self.backend.set_state({k: v for k, v in ckpt.arrays.items()
-                                if not k.startswith(DRIVER_PREFIX)})
+        self.backend.set_state(network_state(ckpt.arrays))
         driver = ckpt.meta.get("driver", {})
         self.samples_seen = int(driver.get("samples_seen", 0))
         self.stage = str(driver.get("stage", ""))
@@ -434,9 +441,8 @@ class Trainer:
         if self.selection.best_samples == self.samples_seen and last is not None:
             assignments, result = self.assignments, last
         else:
-            state = {k: v for k, v in best.arrays.items() if not k.startswith(DRIVER_PREFIX)}
             assignments, result = self.evaluator.label_and_test(
-                state, self.final_dataset, n_label, n_test, show, "best")
+                network_state(best.arrays), self.final_dataset, n_label, n_test, show, "best")
         save_checkpoint(path, {**best.arrays, "assignments": assignments}, best.meta)
         self._log_evaluation("best", TEST, n_label, result, checkpoint=BEST_FILE,
                              selected_at=self.selection.best_samples,
