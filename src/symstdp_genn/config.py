@@ -219,8 +219,8 @@ class Config:
     #: the one seed every random choice flows from (initial weights, Poisson inputs, teacher
     #: spikes); the builtin backend reproduces a run bit for bit from it
     seed: int = field(default=1, metadata=_range(0, 2**63 - 1))
-    #: ``auto``: ``genn-cuda`` when all of its needs are met, otherwise ``builtin``; or
-    #: ``builtin``, ``genn-cuda``, ``genn-cpu`` (see Backends)
+    #: ``auto`` (the builtin backend on every machine: see Backends for why), ``builtin``,
+    #: ``genn-cuda`` or ``genn-cpu``
     backend: str = field(default="auto", metadata=_choices(*BACKENDS))
     #: most threads the builtin backend uses; None (the default): every core this process
     #: may use (its affinity mask). Results do not depend on it, only speed does.

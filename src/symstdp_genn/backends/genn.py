@@ -57,12 +57,10 @@ from ..errors import UserError
 from ..network import WEIGHT_VAR, NetworkSpec, Population, Projection
 from . import cuda_env
 from .base import Backend, lane_values
+from .spike_recording import RECORDING_STEPS, count_recorded_spikes
 
 log = logging.getLogger(__name__)
 
-#: steps recorded between two pulls of the spike-recording buffer (a 350 ms
-#: presentation at dt = 0.5 ms is 700)
-RECORDING_STEPS = 1000
 
 _GENN_BACKENDS = {"cuda": "cuda", "cpu": "single_threaded_cpu"}
 
@@ -102,10 +100,6 @@ def cuda_problem() -> str | None:
     """Why GeNN's CUDA backend cannot build and run here (one line), or None when it can;
     see :mod:`symstdp_genn.backends.cuda_env`, which checks without importing PyGeNN."""
     return cuda_env.cuda_problem()
-
-
-def cuda_device_available() -> bool:
-    return cuda_problem() is None
 
 
 def build_root() -> Path:
@@ -391,22 +385,10 @@ class GeNNBackend(Backend):
     def _count_spikes(self, first_row: int, rows: int) -> None:
         """Add the spikes of ``rows`` recorded steps, starting at ring row ``first_row``."""
         self._model.pull_recording_buffers_from_device()
-        order = (first_row + np.arange(rows)) % RECORDING_STEPS
         for name, array in self._recording.items():
-            n = self._counts[name].shape[1]
-            words = -(-n // 32)
+            counts = self._counts[name]
             buffer = np.frombuffer(array.host_view, dtype=np.uint32)
-            buffer = buffer.reshape(RECORDING_STEPS, self.batch_size, words)[order]
-            step, lane, word = np.nonzero(buffer)
-            if len(word) == 0:
-                continue
-            bits = np.unpackbits(buffer[step, lane, word].astype("<u4").view(np.uint8)
-                                 .reshape(-1, 4), axis=1, bitorder="little").astype(bool)
-            hit, bit = np.nonzero(bits)
-            neuron = word[hit] * 32 + bit
-            flat = lane[hit] * n + neuron
-            self._counts[name] += np.bincount(flat, minlength=self.batch_size * n).reshape(
-                self.batch_size, n)
+            counts += count_recorded_spikes(buffer, first_row, rows, *counts.shape)
 
     def spike_counts(self, population: str) -> np.ndarray:
         if population not in self._counts:
