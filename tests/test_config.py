@@ -55,7 +55,8 @@ TUNED = {"fashion-400-tuned": ("fashion-400", {"theta_plus": 0.2, "eta_input_to_
              "hidden_v_threshold": -60.0, "tau_theta_ms": 5e7, "theta_plus": 0.2,
              "eta_input_to_hidden": 0.05, "eta_hidden_to_output": 0.32,
              "w_max_hidden_to_output": 40.0, "norm_input_to_hidden": 78.4,
-             "norm_hidden_to_output": 12800.0})}
+             "norm_hidden_to_output": 12800.0}),
+         "mnist-6400-tuned": ("mnist-6400", {"theta_plus": 0.3})}
 
 
 #: presets that are a network preset under another protocol: (base preset, training and
