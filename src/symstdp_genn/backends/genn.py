@@ -61,7 +61,6 @@ from .spike_recording import RECORDING_STEPS, count_recorded_spikes
 
 log = logging.getLogger(__name__)
 
-
 _GENN_BACKENDS = {"cuda": "cuda", "cpu": "single_threaded_cpu"}
 
 #: all-but-self connectivity without a stored matrix: diagonal d connects

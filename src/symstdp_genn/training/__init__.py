@@ -3,7 +3,7 @@ metrics log (:mod:`.metrics`) and how a run is asked to stop (:mod:`.stop`)."""
 
 from .metrics import MetricsLog
 from .stop import StopRequest, sigterm_as_interrupt
-from .trainer import DRIVER_PREFIX, SNAPSHOT_KEYS, Trainer, TrainingOutcome, network_state
+from .trainer import SNAPSHOT_KEYS, Trainer, TrainingOutcome, network_state
 
-__all__ = ["DRIVER_PREFIX", "SNAPSHOT_KEYS", "MetricsLog", "StopRequest", "Trainer",
-           "TrainingOutcome", "network_state", "sigterm_as_interrupt"]
+__all__ = ["SNAPSHOT_KEYS", "MetricsLog", "StopRequest", "Trainer", "TrainingOutcome",
+           "network_state", "sigterm_as_interrupt"]
